@@ -1,0 +1,44 @@
+"""The global configuration ``cfg`` (yacs), with errors that name the offending file and key."""
+from yacs.config import CfgNode
+
+from .defaults import _C
+
+
+class ConfigError(KeyError):
+    """A config file or override names a key that does not exist or gives it a value of the wrong type."""
+
+    def __str__(self):  # KeyError would quote the message; keep it readable
+        return str(self.args[0])
+
+
+class DetectionConfig(CfgNode):
+    """A CfgNode whose merge errors say which file (or command-line override) caused them."""
+
+    def merge_from_file(self, cfg_filename):
+        try:
+            super().merge_from_file(cfg_filename)
+        except (KeyError, ValueError, AssertionError) as err:
+            raise ConfigError(f"{cfg_filename}: {_describe(err)}") from err
+
+    def merge_from_list(self, cfg_list):
+        try:
+            super().merge_from_list(cfg_list)
+        except (KeyError, ValueError, AssertionError) as err:
+            raise ConfigError(f"command-line override {list(cfg_list)}: {_describe(err)}") from err
+
+
+def _describe(err):
+    return err.args[0] if err.args else repr(err)
+
+
+def _as_detection_config(node):
+    """Rebuild a CfgNode tree with DetectionConfig at every level."""
+    converted = DetectionConfig()
+    for key, value in node.items():
+        converted[key] = _as_detection_config(value) if isinstance(value, CfgNode) else value
+    return converted
+
+
+cfg = _as_detection_config(_C)
+
+__all__ = ["cfg", "ConfigError", "DetectionConfig"]

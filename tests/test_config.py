@@ -1,0 +1,98 @@
+"""The config accepts every maskrcnn-benchmark key and every yaml we ship, and names bad keys."""
+import ast
+import glob
+import os
+
+import pytest
+
+from maskrcnn_benchmark.config import ConfigError, cfg
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCHEMA = os.path.join(ROOT, "..", "shared", "reference", "config_schema.txt")
+
+
+def _schema_entries():
+    with open(SCHEMA) as handle:
+        for line in handle:
+            line = line.strip()
+            if line and not line.startswith("#"):
+                key, value = line.split(": ", 1)
+                yield key, value
+
+
+def _lookup(node, dotted):
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+@pytest.mark.skipif(not os.path.exists(SCHEMA), reason="shared reference schema not present")
+def test_every_maskrcnn_benchmark_key_exists_with_its_default():
+    checked = 0
+    for key, text in _schema_entries():
+        value = _lookup(cfg, key)
+        if key == "PATHS_CATALOG":
+            assert os.path.basename(value) == "paths_catalog.py"
+        else:
+            expected = ast.literal_eval(text)
+            assert value == expected, f"{key}: {value!r} != {expected!r}"
+            assert type(value) is type(expected), f"{key}: type {type(value)} != {type(expected)}"
+        checked += 1
+    assert checked > 200
+
+
+def test_unknown_key_in_yaml_names_key_and_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("MODEL:\n  RPN:\n    NOT_A_KEY: 3\n")
+    with pytest.raises(ConfigError) as info:
+        cfg.clone().merge_from_file(str(path))
+    message = str(info.value)
+    assert "MODEL.RPN.NOT_A_KEY" in message and str(path) in message
+
+
+def test_wrong_type_override_names_key():
+    with pytest.raises(ConfigError) as info:
+        cfg.clone().merge_from_list(["SOLVER.BASE_LR", "fast"])
+    assert "SOLVER.BASE_LR" in str(info.value)
+
+
+def test_maskrcnn_benchmark_style_yaml_merges(tmp_path):
+    # The shape of maskrcnn-benchmark's e2e_faster_rcnn_R_50_FPN_1x.yaml (values as its public file).
+    path = tmp_path / "e2e_faster_rcnn_R_50_FPN_1x.yaml"
+    path.write_text(
+        "MODEL:\n"
+        "  META_ARCHITECTURE: \"GeneralizedRCNN\"\n"
+        "  WEIGHT: \"catalog://ImageNetPretrained/MSRA/R-50\"\n"
+        "  BACKBONE:\n    CONV_BODY: \"R-50-FPN\"\n"
+        "  RESNETS:\n    BACKBONE_OUT_CHANNELS: 256\n"
+        "  RPN:\n    USE_FPN: True\n    ANCHOR_STRIDE: (4, 8, 16, 32, 64)\n"
+        "    PRE_NMS_TOP_N_TRAIN: 2000\n    PRE_NMS_TOP_N_TEST: 1000\n"
+        "    POST_NMS_TOP_N_TEST: 1000\n    FPN_POST_NMS_TOP_N_TEST: 1000\n"
+        "  ROI_HEADS:\n    USE_FPN: True\n"
+        "  ROI_BOX_HEAD:\n    POOLER_RESOLUTION: 7\n    POOLER_SCALES: (0.25, 0.125, 0.0625, 0.03125)\n"
+        "    POOLER_SAMPLING_RATIO: 2\n    FEATURE_EXTRACTOR: \"FPN2MLPFeatureExtractor\"\n"
+        "    PREDICTOR: \"FPNPredictor\"\n"
+        "DATASETS:\n  TRAIN: (\"coco_2014_train\", \"coco_2014_valminusminival\")\n"
+        "  TEST: (\"coco_2014_minival\",)\n"
+        "DATALOADER:\n  SIZE_DIVISIBILITY: 32\n"
+        "SOLVER:\n  BASE_LR: 0.02\n  WEIGHT_DECAY: 0.0001\n  STEPS: (60000, 80000)\n  MAX_ITER: 90000\n"
+    )
+    merged = cfg.clone()
+    merged.merge_from_file(str(path))
+    assert merged.MODEL.RPN.ANCHOR_STRIDE == (4, 8, 16, 32, 64)
+    assert merged.DATASETS.TRAIN == ("coco_2014_train", "coco_2014_valminusminival")
+    assert merged.SOLVER.STEPS == (60000, 80000)
+
+
+CONFIG_FILES = sorted(glob.glob(os.path.join(ROOT, "configs", "**", "*.yaml"), recursive=True))
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: os.path.relpath(p, ROOT))
+def test_every_shipped_yaml_merges(path):
+    merged = cfg.clone()
+    merged.merge_from_file(path)
+    merged.freeze()
+
+
+def test_configs_exist():
+    assert CONFIG_FILES, "configs/ holds no yaml file"
