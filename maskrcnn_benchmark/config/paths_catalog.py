@@ -1,0 +1,108 @@
+"""Where datasets (and pretrained models) live on disk.
+
+Dataset roots: ``$MASKRCNN_DATA_DIR`` if set, else ``datasets`` relative to the current directory.
+The real COCO slice ``tiny_coco_*`` lives at ``$TINY_COCO_DIR``, default
+``../shared/datasets/tiny_coco`` relative to the project root. The generated ``shapes_*`` splits
+are created under ``<data root>/shapes/`` the first time they are asked for.
+"""
+import os
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def data_root():
+    return os.environ.get("MASKRCNN_DATA_DIR", "datasets")
+
+
+def tiny_coco_root():
+    default = os.path.join(PROJECT_ROOT, "..", "shared", "datasets", "tiny_coco")
+    return os.path.normpath(os.environ.get("TINY_COCO_DIR", default))
+
+
+class DatasetCatalog(object):
+    """Maps a dataset name to the factory (a class of ``maskrcnn_benchmark.data.datasets``) and
+    the constructor arguments that build it. Paths in DATASETS are relative to the data root."""
+
+    DATASETS = {
+        "coco_2017_train": {
+            "img_dir": "coco/train2017",
+            "ann_file": "coco/annotations/instances_train2017.json",
+        },
+        "coco_2017_val": {
+            "img_dir": "coco/val2017",
+            "ann_file": "coco/annotations/instances_val2017.json",
+        },
+        "coco_2014_train": {
+            "img_dir": "coco/train2014",
+            "ann_file": "coco/annotations/instances_train2014.json",
+        },
+        "coco_2014_val": {
+            "img_dir": "coco/val2014",
+            "ann_file": "coco/annotations/instances_val2014.json",
+        },
+        "coco_2014_minival": {
+            "img_dir": "coco/val2014",
+            "ann_file": "coco/annotations/instances_minival2014.json",
+        },
+        "coco_2014_valminusminival": {
+            "img_dir": "coco/val2014",
+            "ann_file": "coco/annotations/instances_valminusminival2014.json",
+        },
+        "voc_2007_train": {"data_dir": "voc/VOC2007", "split": "train"},
+        "voc_2007_val": {"data_dir": "voc/VOC2007", "split": "val"},
+        "voc_2007_trainval": {"data_dir": "voc/VOC2007", "split": "trainval"},
+        "voc_2007_test": {"data_dir": "voc/VOC2007", "split": "test"},
+        "voc_2012_train": {"data_dir": "voc/VOC2012", "split": "train"},
+        "voc_2012_val": {"data_dir": "voc/VOC2012", "split": "val"},
+        "voc_2012_trainval": {"data_dir": "voc/VOC2012", "split": "trainval"},
+        "voc_2012_test": {"data_dir": "voc/VOC2012", "split": "test"},
+    }
+
+    # the real COCO 2017 slice shipped beside the project (absolute paths)
+    TINY_COCO = {
+        "tiny_coco_train": ("train2017", "annotations/instances_train2017.json"),
+        "tiny_coco_val": ("val2017", "annotations/instances_val2017.json"),
+    }
+
+    @staticmethod
+    def names():
+        from maskrcnn_benchmark.data.datasets.shapes import SHAPES_SPLITS
+
+        return sorted(list(DatasetCatalog.DATASETS) + list(DatasetCatalog.TINY_COCO)
+                      + list(SHAPES_SPLITS))
+
+    @staticmethod
+    def get(name):
+        if name in DatasetCatalog.TINY_COCO:
+            img_dir, ann_file = DatasetCatalog.TINY_COCO[name]
+            root = tiny_coco_root()
+            return dict(factory="COCODataset", name=name, args=dict(
+                root=os.path.join(root, img_dir), ann_file=os.path.join(root, ann_file)))
+        if name.startswith("shapes_"):
+            return DatasetCatalog._get_shapes(name)
+        if name not in DatasetCatalog.DATASETS:
+            raise KeyError("Dataset {!r} is not in the DatasetCatalog; known names: {}".format(
+                name, ", ".join(DatasetCatalog.names())))
+        attrs = DatasetCatalog.DATASETS[name]
+        root = data_root()
+        if "coco" in name:
+            return dict(factory="COCODataset", name=name, args=dict(
+                root=os.path.join(root, attrs["img_dir"]),
+                ann_file=os.path.join(root, attrs["ann_file"])))
+        return dict(factory="PascalVOCDataset", name=name, args=dict(
+            data_dir=os.path.join(root, attrs["data_dir"]), split=attrs["split"]))
+
+    @staticmethod
+    def _get_shapes(name):
+        from maskrcnn_benchmark.data.datasets.shapes import SHAPES_SPLITS, ensure_shapes_dataset
+
+        if name not in SHAPES_SPLITS:
+            raise KeyError("Dataset {!r} is not in the DatasetCatalog; shapes splits are {}".format(
+                name, ", ".join(sorted(SHAPES_SPLITS))))
+        split = SHAPES_SPLITS[name]
+        out_dir = os.path.join(data_root(), "shapes", name[len("shapes_"):])
+        img_dir, ann_file = ensure_shapes_dataset(out_dir, split["num_images"], split["seed"])
+        return dict(factory="COCODataset", name=name, args=dict(root=img_dir, ann_file=ann_file))
+
+
+# ModelCatalog (pretrained weights) is appended below by its owner.
