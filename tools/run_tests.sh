@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The README's test command: set up the environment, then run the whole CPU test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source tools/setup_env.sh
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+.venv/bin/python -m pytest -q -ra tests "$@"
