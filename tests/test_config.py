@@ -96,3 +96,26 @@ def test_every_shipped_yaml_merges(path):
 
 def test_configs_exist():
     assert CONFIG_FILES, "configs/ holds no yaml file"
+
+
+def test_base_file_is_merged_first_and_overridden(tmp_path):
+    (tmp_path / "base.yaml").write_text("SOLVER:\n  BASE_LR: 0.5\n  MAX_ITER: 10\n")
+    (tmp_path / "sub").mkdir()
+    child = tmp_path / "sub" / "child.yaml"
+    child.write_text("_BASE_: ../base.yaml\nSOLVER:\n  MAX_ITER: 20\n")
+    merged = cfg.clone()
+    merged.merge_from_file(str(child))
+    assert merged.SOLVER.BASE_LR == 0.5 and merged.SOLVER.MAX_ITER == 20
+
+
+def test_bad_key_in_base_names_the_base_file(tmp_path):
+    (tmp_path / "base.yaml").write_text("SOLVER:\n  NOPE: 1\n")
+    child = tmp_path / "child.yaml"
+    child.write_text("_BASE_: base.yaml\n")
+    with pytest.raises(ConfigError, match="base.yaml.*SOLVER.NOPE"):
+        cfg.clone().merge_from_file(str(child))
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothere.yaml"):
+        cfg.clone().merge_from_file(str(tmp_path / "nothere.yaml"))

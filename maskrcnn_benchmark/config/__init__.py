@@ -1,5 +1,14 @@
-"""The global configuration ``cfg`` (yacs), with errors that name the offending file and key."""
+"""The global configuration ``cfg`` (yacs), with errors that name the offending file and key.
+
+A yaml file may start with ``_BASE_: other.yaml`` (a path relative to the file): the base is merged
+first, then the file's own values. Ablation configs use this to state only what they change.
+"""
+import os
+
+import yaml
 from yacs.config import CfgNode
+
+BASE_KEY = "_BASE_"
 
 from .defaults import _C
 
@@ -14,9 +23,19 @@ class ConfigError(KeyError):
 class DetectionConfig(CfgNode):
     """A CfgNode whose merge errors say which file (or command-line override) caused them."""
 
-    def merge_from_file(self, cfg_filename):
+    def merge_from_file(self, cfg_filename, _chain=()):
+        if not os.path.isfile(cfg_filename):
+            raise FileNotFoundError(f"config file not found: {cfg_filename}")
+        with open(cfg_filename) as handle:
+            content = yaml.safe_load(handle) or {}
+        base = content.pop(BASE_KEY, None)
+        if base is not None:
+            base_path = os.path.normpath(os.path.join(os.path.dirname(cfg_filename), base))
+            if base_path in _chain:
+                raise ConfigError(f"{cfg_filename}: {BASE_KEY} cycle through {base_path}")
+            self.merge_from_file(base_path, _chain + (os.path.normpath(cfg_filename),))
         try:
-            super().merge_from_file(cfg_filename)
+            self.merge_from_other_cfg(CfgNode(content))
         except (KeyError, ValueError, AssertionError) as err:
             raise ConfigError(f"{cfg_filename}: {_describe(err)}") from err
 
