@@ -1,0 +1,1 @@
+"""Data structures shared by the data pipeline and the models: BoxList, ImageList, SegmentationMask."""

@@ -1,0 +1,1 @@
+"""Utilities: registry, distributed helpers, logging, metrics, checkpoints, environment info."""
