@@ -1,0 +1,283 @@
+"""COCO evaluation of detections, masks and proposals with pycocotools.
+
+Predictions are a list of BoxList indexed like the dataset, in the resized (network input) image
+space, with fields ``scores`` and ``labels`` (contiguous ids), optionally ``mask`` (pasted masks,
+``N x 1 x H x W`` at the ORIGINAL image size) and, for proposals, ``objectness``.
+"""
+import contextlib
+import io
+import json
+import logging
+import os
+from collections import OrderedDict
+
+import numpy as np
+import pycocotools.mask as mask_util
+import torch
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+from torchvision.ops import box_iou
+
+logger = logging.getLogger(__name__)
+
+
+def _check_predictions(predictions, dataset):
+    if len(predictions) != len(dataset):
+        raise ValueError("got {} predictions for a dataset of {} images; predictions must be a list "
+                         "indexed like the dataset".format(len(predictions), len(dataset)))
+
+
+def _original_size_boxes(prediction, dataset, index):
+    info = dataset.get_img_info(index)
+    return prediction.resize((info["width"], info["height"]))
+
+
+def prepare_for_coco_detection(predictions, dataset):
+    """COCO result dicts (xywh boxes at the original size, json category ids)."""
+    coco_results = []
+    for index, prediction in enumerate(predictions):
+        if len(prediction) == 0:
+            continue
+        image_id = dataset.id_to_img_map[index]
+        boxes = _original_size_boxes(prediction, dataset, index).convert("xywh").bbox.tolist()
+        scores = prediction.get_field("scores").tolist()
+        labels = prediction.get_field("labels").tolist()
+        for box, score, label in zip(boxes, scores, labels):
+            coco_results.append({
+                "image_id": image_id,
+                "category_id": dataset.contiguous_category_id_to_json_id[int(label)],
+                "bbox": box,
+                "score": score,
+            })
+    return coco_results
+
+
+def prepare_for_coco_segmentation(predictions, dataset):
+    """COCO result dicts with RLE-encoded masks (thresholded at 0.5)."""
+    coco_results = []
+    for index, prediction in enumerate(predictions):
+        if len(prediction) == 0:
+            continue
+        image_id = dataset.id_to_img_map[index]
+        info = dataset.get_img_info(index)
+        masks = prediction.get_field("mask")
+        if tuple(masks.shape[-2:]) != (info["height"], info["width"]):
+            raise ValueError("image {} ({}): predicted masks are {}x{}, expected the original size "
+                             "{}x{} (pasted masks, N x 1 x H x W)".format(
+                                 index, info.get("file_name"), masks.shape[-2], masks.shape[-1],
+                                 info["height"], info["width"]))
+        binary = (masks.reshape(len(prediction), masks.shape[-2], masks.shape[-1]) > 0.5)
+        binary = np.asfortranarray(binary.permute(1, 2, 0).cpu().numpy().astype(np.uint8))
+        rles = mask_util.encode(binary)
+        scores = prediction.get_field("scores").tolist()
+        labels = prediction.get_field("labels").tolist()
+        for rle, score, label in zip(rles, scores, labels):
+            rle["counts"] = rle["counts"].decode("utf-8")  # json cannot hold bytes
+            coco_results.append({
+                "image_id": image_id,
+                "category_id": dataset.contiguous_category_id_to_json_id[int(label)],
+                "segmentation": rle,
+                "score": score,
+            })
+    return coco_results
+
+
+# COCO's area ranges for proposal recall, in square pixels
+_AREA_RANGES = {
+    "all": (0, 1e10), "small": (0, 32 ** 2), "medium": (32 ** 2, 96 ** 2), "large": (96 ** 2, 1e10),
+    "96-128": (96 ** 2, 128 ** 2), "128-256": (128 ** 2, 256 ** 2), "256-512": (256 ** 2, 512 ** 2),
+    "512-inf": (512 ** 2, 1e10),
+}
+
+
+def _greedy_best_overlaps(overlaps):
+    """For a proposals x gt IoU matrix, repeatedly take the gt whose best proposal overlaps it
+    most, and retire both; returns the IoU each covered gt got (the Fast R-CNN recall protocol)."""
+    overlaps = overlaps.clone()
+    covered = torch.zeros(overlaps.shape[1])
+    for j in range(min(overlaps.shape)):
+        best_per_gt, best_proposal = overlaps.max(dim=0)
+        gt = int(best_per_gt.argmax())
+        covered[j] = best_per_gt[gt]
+        overlaps[best_proposal[gt], :] = -1
+        overlaps[:, gt] = -1
+    return covered
+
+
+def evaluate_box_proposals(predictions, dataset, thresholds=None, area="all", limit=None):
+    """Recall of the ``limit`` highest-objectness proposals over non-crowd gt boxes of ``area``,
+    at each IoU threshold (default 0.5:0.95:0.05); ``ar`` is the mean recall."""
+    if area not in _AREA_RANGES:
+        raise ValueError("unknown area {!r}; expected one of {}".format(area, list(_AREA_RANGES)))
+    low, high = _AREA_RANGES[area]
+    gt_overlaps, num_pos = [], 0
+    for index, prediction in enumerate(predictions):
+        prediction = _original_size_boxes(prediction, dataset, index)
+        order = prediction.get_field("objectness").sort(descending=True)[1]
+        boxes = prediction.convert("xyxy").bbox[order]
+        if limit is not None:
+            boxes = boxes[:limit]
+        anns = [a for a in dataset.coco.imgToAnns[dataset.id_to_img_map[index]]
+                if a.get("iscrowd", 0) == 0 and low <= a["area"] <= high]
+        num_pos += len(anns)
+        if not anns or len(boxes) == 0:
+            continue
+        gt = torch.as_tensor([a["bbox"] for a in anns], dtype=torch.float32).reshape(-1, 4)
+        gt[:, 2:] += gt[:, :2]
+        gt_overlaps.append(_greedy_best_overlaps(box_iou(boxes.float(), gt)))
+    gt_overlaps = torch.cat(gt_overlaps) if gt_overlaps else torch.zeros(0)
+    if thresholds is None:
+        thresholds = torch.arange(0.5, 0.95 + 1e-5, 0.05)
+    thresholds = torch.as_tensor(thresholds, dtype=torch.float32)
+    recalls = torch.tensor([(gt_overlaps >= t).sum().item() / max(num_pos, 1) for t in thresholds])
+    return {"ar": recalls.mean().item(), "recalls": recalls, "thresholds": thresholds,
+            "gt_overlaps": gt_overlaps, "num_pos": num_pos}
+
+
+def evaluate_predictions_on_coco(coco_gt, coco_results, json_result_file, iou_type="bbox"):
+    """Write ``coco_results`` to ``json_result_file`` (when given) and run COCOeval on them."""
+    if json_result_file is not None:
+        with open(json_result_file, "w") as f:
+            json.dump(coco_results, f)
+    with contextlib.redirect_stdout(io.StringIO()):
+        if coco_results:
+            coco_dt = coco_gt.loadRes(coco_results)
+        else:  # no detection at all: every AP is 0
+            coco_dt = COCO()
+            coco_dt.dataset = {"images": coco_gt.dataset["images"],
+                               "categories": coco_gt.dataset["categories"], "annotations": []}
+            coco_dt.createIndex()
+        coco_eval = COCOeval(coco_gt, coco_dt, iou_type)
+        coco_eval.evaluate()
+        coco_eval.accumulate()
+    summary = io.StringIO()
+    with contextlib.redirect_stdout(summary):
+        coco_eval.summarize()
+    logger.info("COCO %s evaluation:\n%s", iou_type, summary.getvalue())
+    return coco_eval
+
+
+def per_class_ap(coco_eval):
+    """{category name: AP at IoU 0.5:0.95, all areas, 100 detections} (nan without gt)."""
+    precision = coco_eval.eval["precision"]  # [iou, recall, class, area, max dets]
+    names = {c["id"]: c["name"] for c in coco_eval.cocoGt.dataset["categories"]}
+    result = OrderedDict()
+    for k, cat_id in enumerate(coco_eval.params.catIds):
+        values = precision[:, :, k, 0, -1]
+        values = values[values > -1]
+        result[names.get(cat_id, str(cat_id))] = float(values.mean()) if values.size else float("nan")
+    return result
+
+
+def _log_per_class_table(iou_type, table):
+    lines = ["{:<24s} {:>6s}".format("category", "AP")]
+    lines += ["{:<24s} {:6.3f}".format(name, ap) for name, ap in table.items()]
+    logger.info("per-class %s AP:\n%s", iou_type, "\n".join(lines))
+
+
+class COCOResults(object):
+    """``results[iou_type][metric]``, e.g. ``results["bbox"]["AP"]``; -1 until evaluated."""
+
+    METRICS = {
+        "bbox": ["AP", "AP50", "AP75", "APs", "APm", "APl"],
+        "segm": ["AP", "AP50", "AP75", "APs", "APm", "APl"],
+        "box_proposal": ["AR@100", "ARs@100", "ARm@100", "ARl@100",
+                         "AR@1000", "ARs@1000", "ARm@1000", "ARl@1000"],
+        "keypoints": ["AP", "AP50", "AP75", "APm", "APl"],
+    }
+
+    def __init__(self, *iou_types):
+        allowed = ("box_proposal", "bbox", "segm", "keypoints")
+        for iou_type in iou_types:
+            if iou_type not in allowed:
+                raise ValueError("unknown iou type {!r}; expected one of {}".format(iou_type, allowed))
+        self.results = OrderedDict(
+            (t, OrderedDict((m, -1.0) for m in self.METRICS[t])) for t in iou_types)
+        self.per_class = OrderedDict()
+
+    def update(self, coco_eval):
+        if coco_eval is None:
+            return
+        iou_type = coco_eval.params.iouType
+        for metric, value in zip(self.METRICS[iou_type], coco_eval.stats):
+            self.results[iou_type][metric] = float(value)
+        if iou_type in ("bbox", "segm"):
+            self.per_class[iou_type] = per_class_ap(coco_eval)
+
+    def __getitem__(self, iou_type):
+        return self.results[iou_type]
+
+    def as_dict(self):
+        """Flat ``{"bbox/AP": ..., "segm/AP50": ...}`` for metrics.json."""
+        return {"{}/{}".format(t, m): v for t, metrics in self.results.items() for m, v in metrics.items()}
+
+    def __repr__(self):
+        return repr(dict(self.results))
+
+
+def check_expected_results(results, expected_results, sigma_tol):
+    """Log whether each ``(iou_type, metric, mean, std)`` lies within ``sigma_tol`` std of the
+    mean; returns True when all do."""
+    all_ok = True
+    for iou_type, metric, mean, std in expected_results:
+        actual = results.results[iou_type][metric]
+        low, high = mean - sigma_tol * std, mean + sigma_tol * std
+        ok = low < actual < high
+        all_ok &= ok
+        message = "{} > {} sanity check (actual vs. expected): {:.3f} vs. mean={:.4f}, std={:.4f}, " \
+                  "range=({:.4f}, {:.4f})".format(iou_type, metric, actual, mean, std, low, high)
+        if ok:
+            logger.info("PASS: %s", message)
+        else:
+            logger.error("FAIL: %s", message)
+    return all_ok
+
+
+def do_coco_evaluation(dataset, predictions, box_only, output_folder, iou_types,
+                       expected_results=(), expected_results_sigma_tol=4):
+    """Evaluate and write ``predictions.pth``, ``bbox.json`` / ``segm.json`` and ``metrics.json``
+    to ``output_folder`` (when given). Returns ``(results, coco_results)``: ``results`` is a
+    COCOResults (``results["bbox"]["AP"]``), ``coco_results`` maps an iou type to its COCOeval
+    result dicts."""
+    _check_predictions(predictions, dataset)
+    if output_folder:
+        os.makedirs(output_folder, exist_ok=True)
+        torch.save(list(predictions), os.path.join(output_folder, "predictions.pth"))
+
+    if box_only:
+        results = COCOResults("box_proposal")
+        for limit in (100, 1000):
+            for area, suffix in (("all", ""), ("small", "s"), ("medium", "m"), ("large", "l")):
+                stats = evaluate_box_proposals(predictions, dataset, area=area, limit=limit)
+                results.results["box_proposal"]["AR{}@{:d}".format(suffix, limit)] = stats["ar"]
+        logger.info("box proposal recall: %s", dict(results.results["box_proposal"]))
+        _write_metrics(output_folder, results)
+        check_expected_results(results, expected_results, expected_results_sigma_tol)
+        return results, {}
+
+    prepare = {"bbox": prepare_for_coco_detection, "segm": prepare_for_coco_segmentation}
+    coco_results = {}
+    results = COCOResults(*iou_types)
+    for iou_type in iou_types:
+        if iou_type not in prepare:
+            raise ValueError("iou type {!r} is not supported; use 'bbox' or 'segm'".format(iou_type))
+        coco_results[iou_type] = prepare[iou_type](predictions, dataset)
+        json_file = os.path.join(output_folder, iou_type + ".json") if output_folder else None
+        coco_eval = evaluate_predictions_on_coco(dataset.coco, coco_results[iou_type], json_file,
+                                                 iou_type)
+        results.update(coco_eval)
+        _log_per_class_table(iou_type, results.per_class[iou_type])
+    logger.info("%s", results)
+    _write_metrics(output_folder, results)
+    check_expected_results(results, expected_results, expected_results_sigma_tol)
+    return results, coco_results
+
+
+def _write_metrics(output_folder, results):
+    if not output_folder:
+        return
+    per_class = {t: {name: (None if ap != ap else ap) for name, ap in table.items()}  # NaN -> null
+                 for t, table in results.per_class.items()}
+    payload = {"results": results.results, "per_class_ap": per_class}
+    with open(os.path.join(output_folder, "metrics.json"), "w") as f:
+        json.dump(payload, f, indent=2)
