@@ -57,7 +57,8 @@ def to_image_list(tensors, size_divisible=0):
     max_height = _round_up(max(image.shape[1] for image in tensors), size_divisible)
     max_width = _round_up(max(image.shape[2] for image in tensors), size_divisible)
     batched = tensors[0].new_zeros((len(tensors), channels, max_height, max_width))
-    for image, padded in zip(tensors, batched):
-        padded[:, : image.shape[1], : image.shape[2]].copy_(image)
+    for index, image in enumerate(tensors):
+        # indexing (not iterating) gives a plain view, so the copy stays differentiable
+        batched[index, :, : image.shape[1], : image.shape[2]].copy_(image)
     image_sizes = [tuple(image.shape[-2:]) for image in tensors]
     return ImageList(batched, image_sizes)
