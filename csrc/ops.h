@@ -1,0 +1,80 @@
+// Declarations of every kernel of maskrcnn_benchmark._C, per backend.
+// The schemas (argument names and types) live in registration.cpp, the only place that
+// registers anything with the dispatcher.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <tuple>
+
+namespace maskrcnn_benchmark {
+
+namespace cpu {
+
+at::Tensor roi_align_forward(const at::Tensor& input, const at::Tensor& rois,
+                             double spatial_scale, int64_t pooled_height,
+                             int64_t pooled_width, int64_t sampling_ratio, bool aligned);
+
+at::Tensor roi_align_backward(const at::Tensor& grad_output, const at::Tensor& rois,
+                              double spatial_scale, int64_t pooled_height,
+                              int64_t pooled_width, int64_t batch_size, int64_t channels,
+                              int64_t height, int64_t width, int64_t sampling_ratio,
+                              bool aligned);
+
+std::tuple<at::Tensor, at::Tensor> roi_pool_forward(const at::Tensor& input,
+                                                    const at::Tensor& rois,
+                                                    double spatial_scale,
+                                                    int64_t pooled_height,
+                                                    int64_t pooled_width);
+
+at::Tensor roi_pool_backward(const at::Tensor& grad_output, const at::Tensor& argmax,
+                             int64_t batch_size, int64_t channels, int64_t height,
+                             int64_t width);
+
+at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold);
+
+at::Tensor sigmoid_focal_loss_forward(const at::Tensor& logits, const at::Tensor& targets,
+                                      double gamma, double alpha);
+
+at::Tensor sigmoid_focal_loss_backward(const at::Tensor& logits, const at::Tensor& targets,
+                                       const at::Tensor& grad_loss, double gamma,
+                                       double alpha);
+
+}  // namespace cpu
+
+#ifdef WITH_CUDA
+namespace cuda {
+
+at::Tensor roi_align_forward(const at::Tensor& input, const at::Tensor& rois,
+                             double spatial_scale, int64_t pooled_height,
+                             int64_t pooled_width, int64_t sampling_ratio, bool aligned);
+
+at::Tensor roi_align_backward(const at::Tensor& grad_output, const at::Tensor& rois,
+                              double spatial_scale, int64_t pooled_height,
+                              int64_t pooled_width, int64_t batch_size, int64_t channels,
+                              int64_t height, int64_t width, int64_t sampling_ratio,
+                              bool aligned);
+
+std::tuple<at::Tensor, at::Tensor> roi_pool_forward(const at::Tensor& input,
+                                                    const at::Tensor& rois,
+                                                    double spatial_scale,
+                                                    int64_t pooled_height,
+                                                    int64_t pooled_width);
+
+at::Tensor roi_pool_backward(const at::Tensor& grad_output, const at::Tensor& argmax,
+                             int64_t batch_size, int64_t channels, int64_t height,
+                             int64_t width);
+
+at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold);
+
+at::Tensor sigmoid_focal_loss_forward(const at::Tensor& logits, const at::Tensor& targets,
+                                      double gamma, double alpha);
+
+at::Tensor sigmoid_focal_loss_backward(const at::Tensor& logits, const at::Tensor& targets,
+                                       const at::Tensor& grad_loss, double gamma,
+                                       double alpha);
+
+}  // namespace cuda
+#endif
+
+}  // namespace maskrcnn_benchmark

@@ -1,0 +1,44 @@
+"""RoIAlign (He et al., Mask R-CNN): bilinear pooling of RoIs to a fixed grid."""
+import torch
+from torch import nn
+
+from ._ops import ops
+from ._roi_args import check_rois, pair, run_in_common_dtype
+
+
+def roi_align(input, rois, output_size, spatial_scale, sampling_ratio, aligned=False):
+    """Pools every RoI of ``rois`` (K x 5: batch index, x1, y1, x2, y2 in image coordinates)
+    from ``input`` (N x C x H x W) into a K x C x output_size tensor.
+
+    ``spatial_scale`` maps image coordinates to feature-map cells (1 / stride);
+    ``sampling_ratio`` is the number of bilinear samples per bin side (0: adaptive,
+    ceil(RoI size / output size)); ``aligned=True`` shifts the RoI by half a pixel so that
+    pixel centres are at integer + 0.5 (Detectron2's convention).
+    """
+    check_rois("roi_align", input, rois)
+    pooled_height, pooled_width = pair("roi_align", "output_size", output_size)
+    if sampling_ratio < 0:
+        raise ValueError(f"roi_align: sampling_ratio must be >= 0, got {sampling_ratio}")
+
+    def pool(features, boxes):
+        return ops.roi_align_forward(features, boxes, float(spatial_scale), pooled_height,
+                                     pooled_width, int(sampling_ratio), bool(aligned))
+
+    return run_in_common_dtype(pool, input, rois)
+
+
+class ROIAlign(nn.Module):
+    def __init__(self, output_size, spatial_scale, sampling_ratio, aligned=False):
+        super().__init__()
+        self.output_size = pair("ROIAlign", "output_size", output_size)
+        self.spatial_scale = spatial_scale
+        self.sampling_ratio = sampling_ratio
+        self.aligned = aligned
+
+    def forward(self, input, rois):
+        return roi_align(input, rois, self.output_size, self.spatial_scale, self.sampling_ratio,
+                         self.aligned)
+
+    def extra_repr(self):
+        return (f"output_size={self.output_size}, spatial_scale={self.spatial_scale}, "
+                f"sampling_ratio={self.sampling_ratio}, aligned={self.aligned}")
