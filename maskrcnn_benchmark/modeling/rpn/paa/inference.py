@@ -1,0 +1,48 @@
+"""PAA inference: ATSS's post-processing with the IoU branch as the quality (score =
+sqrt(class probability x predicted IoU)), plus optional score voting (INFERENCE_SCORE_VOTING).
+
+Score voting (PAA paper, Sec. 3.4) replaces each kept box by an average of the same-class boxes
+that entered NMS, each weighted by its score x exp(-(1 - IoU)^2 / sigma) with the kept box
+(sigma = 0.025); scores are unchanged.
+"""
+import torch
+from torchvision.ops import box_iou
+
+from maskrcnn_benchmark.modeling.rpn.atss.inference import ATSSPostProcessor, make_atss_postprocessor
+from maskrcnn_benchmark.structures.boxlist_ops import boxlist_ml_nms
+
+VOTING_SIGMA = 0.025
+
+
+def score_voting(kept, candidates, sigma=VOTING_SIGMA):
+    """Boxes of ``kept`` (BoxList after NMS) refined by voting among ``candidates`` (before NMS)."""
+    if len(kept) == 0 or len(candidates) == 0:
+        return kept
+    ious = box_iou(kept.bbox, candidates.bbox)  # [K, M]
+    same_class = kept.get_field("labels")[:, None] == candidates.get_field("labels")[None, :]
+    weights = candidates.get_field("scores")[None, :] * torch.exp(-((1.0 - ious) ** 2) / sigma)
+    weights = weights * (same_class & (ious > 0)).to(weights.dtype)
+    # Every kept box is one of the candidates (IoU 1 with itself), so the weights never all vanish.
+    voted = (weights @ candidates.bbox) / weights.sum(dim=1, keepdim=True).clamp(min=1e-12)
+    kept.bbox = voted.to(kept.bbox.dtype)
+    return kept
+
+
+class PAAPostProcessor(ATSSPostProcessor):
+    def __init__(self, *args, score_voting=False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.score_voting = score_voting
+
+    def select_over_all_levels(self, boxlists):
+        results = []
+        for candidates in boxlists:
+            kept = boxlist_ml_nms(candidates, self.nms_thresh, max_proposals=self.fpn_post_nms_top_n)
+            results.append(score_voting(kept, candidates) if self.score_voting else kept)
+        return results
+
+
+def make_paa_postprocessor(config, box_coder):
+    return make_atss_postprocessor(
+        config, box_coder, head_cfg=config.MODEL.PAA, processor_class=PAAPostProcessor,
+        score_voting=config.MODEL.PAA.INFERENCE_SCORE_VOTING,
+    )
