@@ -1,0 +1,94 @@
+"""build_backbone(cfg): the ResNet body (+ FPN) named by MODEL.BACKBONE.CONV_BODY.
+
+Registered names, for every depth in R-18, R-34, R-50, R-101, R-152 (ResNeXt = the same names
+with MODEL.RESNETS.NUM_GROUPS > 1):
+- ``<depth>-C4`` / ``<depth>-C5``: the body alone, one map at stride 16 / 32.
+- ``<depth>-FPN``: P2-P6 for two-stage detectors.
+- ``<depth>-FPN-RETINANET``: P3-P7 for the one-stage detectors (RetinaNet, FCOS, ATSS, PAA).
+The returned module's ``out_channels`` is the channel count of every output map.
+"""
+from collections import OrderedDict
+
+from torch import nn
+
+from maskrcnn_benchmark.modeling import registry
+from maskrcnn_benchmark.modeling.make_layers import conv_with_kaiming_uniform
+
+from . import fpn as fpn_module
+from . import resnet
+
+
+def build_resnet_backbone(cfg):
+    body = resnet.ResNet(cfg)
+    model = nn.Sequential(OrderedDict([("body", body)]))
+    model.out_channels = body.out_channels
+    return model
+
+
+def _check_fpn_strides(cfg):
+    if cfg.MODEL.RESNETS.RES5_DILATION != 1:
+        raise ValueError(
+            f"MODEL.RESNETS.RES5_DILATION={cfg.MODEL.RESNETS.RES5_DILATION}: an FPN body "
+            f"({cfg.MODEL.BACKBONE.CONV_BODY}) needs stride-32 res5, so the dilation must be 1"
+        )
+
+
+def _make_fpn_conv(cfg):
+    return conv_with_kaiming_uniform(cfg.MODEL.FPN.USE_GN, cfg.MODEL.FPN.USE_RELU)
+
+
+def build_resnet_fpn_backbone(cfg):
+    """C2-C5 -> P2-P5, plus P6 by max-pool."""
+    _check_fpn_strides(cfg)
+    body = resnet.ResNet(cfg)
+    out_channels = cfg.MODEL.RESNETS.BACKBONE_OUT_CHANNELS
+    fpn = fpn_module.FPN(
+        in_channels_list=body.out_channels_list,
+        out_channels=out_channels,
+        conv_block=_make_fpn_conv(cfg),
+        top_blocks=fpn_module.LastLevelMaxPool(),
+    )
+    model = nn.Sequential(OrderedDict([("body", body), ("fpn", fpn)]))
+    model.out_channels = out_channels
+    return model
+
+
+def build_resnet_fpn_p3p7_backbone(cfg):
+    """C3-C5 -> P3-P5, plus P6 and P7 by strided convs from C5 (RETINANET.USE_C5) or P5."""
+    _check_fpn_strides(cfg)
+    body = resnet.ResNet(cfg)
+    out_channels = cfg.MODEL.RESNETS.BACKBONE_OUT_CHANNELS
+    use_c5 = cfg.MODEL.RETINANET.USE_C5
+    c5_channels = body.out_channels_list[-1]
+    fpn = fpn_module.FPN(
+        in_channels_list=[0] + body.out_channels_list[1:],
+        out_channels=out_channels,
+        conv_block=_make_fpn_conv(cfg),
+        top_blocks=fpn_module.LastLevelP6P7(
+            c5_channels if use_c5 else out_channels, out_channels, use_p5=not use_c5
+        ),
+    )
+    model = nn.Sequential(OrderedDict([("body", body), ("fpn", fpn)]))
+    model.out_channels = out_channels
+    return model
+
+
+_BUILDER_FOR_SUFFIX = {
+    "-C4": build_resnet_backbone,
+    "-C5": build_resnet_backbone,
+    "-FPN": build_resnet_fpn_backbone,
+    "-FPN-RETINANET": build_resnet_fpn_p3p7_backbone,
+}
+for _depth in ("R-18", "R-34", "R-50", "R-101", "R-152"):
+    for _suffix, _builder in _BUILDER_FOR_SUFFIX.items():
+        registry.BACKBONES.register(_depth + _suffix, _builder)
+
+
+def build_backbone(cfg):
+    name = cfg.MODEL.BACKBONE.CONV_BODY
+    if name not in registry.BACKBONES:
+        raise KeyError(
+            f"MODEL.BACKBONE.CONV_BODY={name!r} is not a registered backbone; "
+            f"choose one of {sorted(registry.BACKBONES)}"
+        )
+    return registry.BACKBONES[name](cfg)
