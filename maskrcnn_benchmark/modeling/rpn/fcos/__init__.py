@@ -1,0 +1,1 @@
+"""FCOS: anchor-free one-stage detector (focal-loss baseline and the Sampling-Free CE path)."""

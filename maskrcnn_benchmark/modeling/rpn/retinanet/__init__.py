@@ -1,0 +1,1 @@
+"""RetinaNet: anchor-based one-stage detector (focal-loss baseline and the Sampling-Free CE path)."""
