@@ -96,6 +96,14 @@ def test_clip_to_image_invariants_and_remove_empty():
     assert (clipped.bbox[:, 0::2] <= IMAGE_SIZE[0]).all() and (clipped.bbox[:, 1::2] <= IMAGE_SIZE[1]).all()
 
 
+def test_clip_in_xywh_mode_agrees_with_xyxy():
+    corners = random_boxes(15, seed=4) * 1.5 - 10
+    from_xyxy = BoxList(corners, IMAGE_SIZE).clip_to_image(remove_empty=True)
+    from_xywh = BoxList(corners, IMAGE_SIZE).convert("xywh").clip_to_image(remove_empty=True)
+    assert from_xywh.mode == "xywh"
+    torch.testing.assert_close(from_xywh.convert("xyxy").bbox, from_xyxy.bbox)
+
+
 def test_clip_of_a_view_of_a_leaf_requiring_grad_keeps_backward_working():
     leaf = torch.tensor([[-5.0, 2.0, 30.0, 50.0, 7.0], [10.0, 10.0, 90.0, 20.0, 1.0]], requires_grad=True)
     view = leaf[:, :4]  # a view, as regressed boxes often are
@@ -143,6 +151,8 @@ def test_empty_boxlist_and_repr_and_to():
     assert len(empty.clip_to_image()) == 0
     integer_boxes = BoxList([[1, 2, 3, 4]], IMAGE_SIZE)
     assert integer_boxes.bbox.dtype == torch.float32
+    assert BoxList(torch.tensor([[1, 2, 3, 4]]), IMAGE_SIZE).bbox.dtype == torch.float32
+    assert BoxList(torch.zeros(1, 4, dtype=torch.float64), IMAGE_SIZE).bbox.dtype == torch.float64
     moved = boxlist_with_fields().to("cpu")
     assert moved.fields() == ["labels", "scores"]
     assert repr(moved) == "BoxList(num_boxes=5, image_width=60, image_height=40, mode=xyxy)"

@@ -102,6 +102,14 @@ def test_boxlist_ml_nms_matches_torchvision_batched_nms(layers_nms):
     assert len(boxlist_ml_nms(twins, 0.5)) == 1
 
 
+def test_nms_of_an_empty_boxlist_is_empty(layers_nms):
+    empty = BoxList(torch.zeros(0, 4), IMAGE_SIZE)
+    empty.add_field("scores", torch.zeros(0))
+    empty.add_field("labels", torch.zeros(0, dtype=torch.int64))
+    assert len(boxlist_nms(empty, 0.5)) == 0
+    assert len(boxlist_ml_nms(empty, 0.5)) == 0
+
+
 def test_remove_small_boxes():
     boxes = BoxList(torch.tensor([[0.0, 0.0, 4.0, 10.0], [0.0, 0.0, 5.0, 5.0], [0.0, 0.0, 10.0, 4.9]]), IMAGE_SIZE)
     boxes.add_field("labels", torch.tensor([1, 2, 3]))

@@ -34,9 +34,9 @@ class BoxList(object):
     def __init__(self, bbox, image_size, mode="xyxy"):
         if mode not in _MODES:
             raise ValueError(f"BoxList mode must be one of {_MODES}, got mode={mode!r}")
-        device = bbox.device if isinstance(bbox, torch.Tensor) else torch.device("cpu")
-        bbox = torch.as_tensor(bbox, device=device)
-        if not bbox.is_floating_point():
+        if not isinstance(bbox, torch.Tensor):
+            bbox = torch.as_tensor(bbox, dtype=torch.float32)
+        elif not bbox.is_floating_point():
             bbox = bbox.float()
         if bbox.numel() == 0:
             bbox = bbox.reshape(0, 4)
