@@ -17,10 +17,8 @@ from maskrcnn_benchmark.modeling.rpn.anchor_generator import (
 from maskrcnn_benchmark.modeling.rpn.atss.head import ATSSHead
 from maskrcnn_benchmark.modeling.rpn.atss.inference import make_atss_postprocessor
 from maskrcnn_benchmark.modeling.rpn.atss.loss import make_atss_loss_evaluator
-from maskrcnn_benchmark.modeling.rpn.retinanet.sampling_free_hooks import (
-    make_one_stage_loss_scaler,
-    set_bias_to_prior,
-)
+from maskrcnn_benchmark.modeling.rpn.retinanet.sampling_free_hooks import make_one_stage_loss_scaler
+from maskrcnn_benchmark.modeling.sampling_free import prior_to_bias, sigmoid_prior_from_counts
 
 BOX_CODER_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 
@@ -83,7 +81,12 @@ class DenseAnchorModule(nn.Module):
         return torch.tensor([num_samples, num_foreground], dtype=torch.float64)
 
     def set_bias_from_counts(self, counts):
-        return set_bias_to_prior(self.head.cls_logits, counts, self.sampling_free_name)
+        """Set every class logit's bias to -log((1 - pi) / pi), pi = N^f / N (paper eq. 19)."""
+        pi = sigmoid_prior_from_counts(torch.as_tensor(counts, dtype=torch.float64).flatten())
+        bias = prior_to_bias(pi)
+        with torch.no_grad():
+            self.head.cls_logits.bias.fill_(bias)
+        return {"pi": pi, "bias": bias}
 
 
 class ATSSModule(DenseAnchorModule):
