@@ -1,0 +1,1 @@
+"""Second-stage heads of the R-CNN detectors."""

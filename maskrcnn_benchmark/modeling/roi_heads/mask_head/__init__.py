@@ -1,0 +1,1 @@
+"""Mask head of Mask R-CNN: features, predictor, loss and mask pasting."""

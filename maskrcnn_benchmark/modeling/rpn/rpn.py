@@ -1,0 +1,204 @@
+"""Region Proposal Network: objectness + box regression on anchors, then proposal selection."""
+import importlib
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from maskrcnn_benchmark.modeling import registry
+from maskrcnn_benchmark.modeling.box_coder import BoxCoder
+from maskrcnn_benchmark.modeling.rpn.anchor_generator import (
+    anchors_for_image_sizes,
+    make_anchor_generator,
+)
+from maskrcnn_benchmark.modeling.rpn.inference import make_rpn_postprocessor
+from maskrcnn_benchmark.modeling.rpn.loss import make_rpn_loss_evaluator
+from maskrcnn_benchmark.modeling.sampling_free import (
+    GuidedLossScaler,
+    prior_to_bias,
+    sigmoid_prior_from_counts,
+)
+
+
+class RPNHeadConvRegressor(nn.Module):
+    """Objectness and regression as 1x1 convs straight on the input features."""
+
+    def __init__(self, cfg, in_channels, num_anchors):
+        super(RPNHeadConvRegressor, self).__init__()
+        self.cls_logits = nn.Conv2d(in_channels, num_anchors, kernel_size=1, stride=1)
+        self.bbox_pred = nn.Conv2d(in_channels, num_anchors * 4, kernel_size=1, stride=1)
+        for layer in (self.cls_logits, self.bbox_pred):
+            nn.init.normal_(layer.weight, std=0.01)
+            nn.init.constant_(layer.bias, 0)
+
+    def forward(self, x):
+        return [self.cls_logits(y) for y in x], [self.bbox_pred(y) for y in x]
+
+
+class RPNHeadFeatureSingleConv(nn.Module):
+    """A shared 3x3 conv + ReLU that produces the RPN's features (no predictions)."""
+
+    def __init__(self, cfg, in_channels):
+        super(RPNHeadFeatureSingleConv, self).__init__()
+        self.conv = nn.Conv2d(in_channels, in_channels, kernel_size=3, stride=1, padding=1)
+        nn.init.normal_(self.conv.weight, std=0.01)
+        nn.init.constant_(self.conv.bias, 0)
+        self.out_channels = in_channels
+
+    def forward(self, x):
+        return [F.relu(self.conv(y)) for y in x]
+
+
+@registry.RPN_HEADS.register("SingleConvRPNHead")
+class RPNHead(nn.Module):
+    """3x3 conv + ReLU shared across levels, then 1x1 objectness (A) and regression (4A) convs."""
+
+    def __init__(self, cfg, in_channels, num_anchors):
+        super(RPNHead, self).__init__()
+        self.conv = nn.Conv2d(in_channels, in_channels, kernel_size=3, stride=1, padding=1)
+        self.cls_logits = nn.Conv2d(in_channels, num_anchors, kernel_size=1, stride=1)
+        self.bbox_pred = nn.Conv2d(in_channels, num_anchors * 4, kernel_size=1, stride=1)
+        for layer in (self.conv, self.cls_logits, self.bbox_pred):
+            nn.init.normal_(layer.weight, std=0.01)
+            nn.init.constant_(layer.bias, 0)
+
+    def forward(self, x):
+        logits, bbox_reg = [], []
+        for feature in x:
+            t = F.relu(self.conv(feature))
+            logits.append(self.cls_logits(t))
+            bbox_reg.append(self.bbox_pred(t))
+        return logits, bbox_reg
+
+
+class RPNModule(torch.nn.Module):
+    """The RPN of Faster/Mask R-CNN (one level, or one per FPN level).
+
+    Training returns proposals for the RoI heads plus ``loss_objectness`` and
+    ``loss_rpn_box_reg``; the objectness loss passes through the stage's guided loss scaler
+    (Sampling-Free, guided by the box loss; identity with the default config).
+    """
+
+    sampling_free_name = "rpn"
+    sampling_free_stage = "RPN"
+
+    def __init__(self, cfg, in_channels):
+        super(RPNModule, self).__init__()
+        self.cfg = cfg.clone()
+
+        anchor_generator = make_anchor_generator(cfg)
+        head_name = cfg.MODEL.RPN.RPN_HEAD
+        if head_name not in registry.RPN_HEADS:
+            raise KeyError(
+                "MODEL.RPN.RPN_HEAD: unknown head {!r}; registered: {}".format(
+                    head_name, sorted(registry.RPN_HEADS.keys())
+                )
+            )
+        head = registry.RPN_HEADS[head_name](cfg, in_channels, anchor_generator.num_anchors_per_location()[0])
+
+        rpn_box_coder = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0))
+        self.anchor_generator = anchor_generator
+        self.head = head
+        self.box_selector_train = make_rpn_postprocessor(cfg, rpn_box_coder, is_train=True)
+        self.box_selector_test = make_rpn_postprocessor(cfg, rpn_box_coder, is_train=False)
+        self.loss_evaluator = make_rpn_loss_evaluator(cfg, rpn_box_coder)
+
+        stage_cfg = cfg.MODEL.SAMPLING_FREE.RPN
+        self.loss_scaler = GuidedLossScaler(
+            "rpn",
+            stage_cfg.GUIDED,
+            fixed_scale=stage_cfg.LOSS_SCALE,
+            ratio_warmup_iters=cfg.MODEL.SAMPLING_FREE.RATIO_WARMUP_ITERS,
+        )
+
+    def forward(self, images, features, targets=None):
+        """``images``: ImageList; ``features``: list of feature maps; ``targets``: per image
+        BoxLists (training). Returns (proposals per image, losses dict)."""
+        objectness, rpn_box_regression = self.head(features)
+        anchors = self.anchor_generator(images, features)
+        if self.training:
+            if targets is None:
+                raise ValueError("RPNModule: targets must be given in training mode")
+            return self._forward_train(anchors, objectness, rpn_box_regression, targets)
+        return self._forward_test(anchors, objectness, rpn_box_regression)
+
+    def _forward_train(self, anchors, objectness, rpn_box_regression, targets):
+        if self.cfg.MODEL.RPN_ONLY:
+            # Nothing downstream consumes proposals: skip their (costly) selection.
+            boxes = anchors
+        else:
+            # Proposals are inputs to the RoI heads, not a path for gradients.
+            with torch.no_grad():
+                boxes = self.box_selector_train(
+                    anchors,
+                    [o.detach() for o in objectness],
+                    [r.detach() for r in rpn_box_regression],
+                    targets,
+                )
+        loss_objectness, loss_rpn_box_reg = self.loss_evaluator(
+            anchors, objectness, rpn_box_regression, targets
+        )
+        scaled_objectness, extras = self.loss_scaler(loss_objectness, loss_rpn_box_reg)
+        losses = {"loss_objectness": scaled_objectness, "loss_rpn_box_reg": loss_rpn_box_reg}
+        losses.update(extras)
+        return boxes, losses
+
+    def _forward_test(self, anchors, objectness, rpn_box_regression):
+        boxes = self.box_selector_test(anchors, objectness, rpn_box_regression)
+        if self.cfg.MODEL.RPN_ONLY:
+            # Proposals are the final output: order them by decreasing objectness.
+            boxes = [box[box.get_field("objectness").sort(descending=True)[1]] for box in boxes]
+        return boxes, {}
+
+    # ---- Sampling-Free optimal bias (paper eq. 18-19) -------------------------------------
+    @torch.no_grad()
+    def count_samples(self, targets, image_sizes):
+        """``[N, N^f]`` as float64: valid anchors (label >= 0: not ignored between thresholds, not
+        straddling) and positive anchors, over images of ``image_sizes`` (``(h, w)``) with
+        ground truth ``targets``; no network forward."""
+        anchors = anchors_for_image_sizes(
+            self.anchor_generator, image_sizes, self.cfg.DATALOADER.SIZE_DIVISIBILITY
+        )
+        device = anchors[0].bbox.device if anchors else torch.device("cpu")
+        targets = [t.to(device) for t in targets]
+        labels, _ = self.loss_evaluator.prepare_targets(anchors, targets)
+        num_valid = sum(int((l >= 0).sum()) for l in labels)
+        num_positive = sum(int((l == 1).sum()) for l in labels)
+        return torch.tensor([num_valid, num_positive], dtype=torch.float64)
+
+    @torch.no_grad()
+    def set_bias_from_counts(self, counts):
+        """Set the objectness bias so that sigmoid(bias) = N^f / N."""
+        pi = sigmoid_prior_from_counts(counts)
+        bias = float(prior_to_bias(pi))
+        self.head.cls_logits.bias.fill_(bias)
+        return {"pi": pi, "bias": bias}
+
+
+def _one_stage_builder(package, builder_name):
+    """Import a one-stage head's builder from its package, or from the module of the same name."""
+    module = importlib.import_module("maskrcnn_benchmark.modeling.rpn." + package)
+    if not hasattr(module, builder_name):
+        module = importlib.import_module("maskrcnn_benchmark.modeling.rpn.{0}.{0}".format(package))
+    return getattr(module, builder_name)
+
+
+_ONE_STAGE_SWITCHES = (
+    ("RETINANET_ON", "retinanet", "build_retinanet"),
+    ("FCOS_ON", "fcos", "build_fcos"),
+    ("ATSS_ON", "atss", "build_atss"),
+    ("PAA_ON", "paa", "build_paa"),
+)
+
+
+def build_rpn(cfg, in_channels):
+    """The RPN, or the one-stage head selected by ``MODEL.<NAME>_ON`` (at most one)."""
+    enabled = [switch for switch in _ONE_STAGE_SWITCHES if cfg.MODEL.get(switch[0], False)]
+    if len(enabled) > 1:
+        raise ValueError(
+            "At most one of MODEL.{} may be True".format(", MODEL.".join(s[0] for s in enabled))
+        )
+    if enabled:
+        _, package, builder_name = enabled[0]
+        return _one_stage_builder(package, builder_name)(cfg, in_channels)
+    return RPNModule(cfg, in_channels)
