@@ -135,7 +135,8 @@ def test_frozen_batch_norm_body_has_the_same_conv_parameters_and_fixed_affine_bu
         reference = torchvision.models.resnet50()
     bn_affine = sum(m.weight.numel() + m.bias.numel() for m in reference.modules() if isinstance(m, nn.BatchNorm2d))
     assert _parameter_count(frozen) == _parameter_count(reference) - _parameter_count(reference.fc) - bn_affine
-    assert all(isinstance(m, FrozenBatchNorm2d) for name, m in frozen.named_modules() if name.endswith(("bn1", "bn2", "bn3", "downsample.1")))
+    norms = [m for name, m in frozen.named_modules() if name.endswith(("bn1", "bn2", "bn3", "downsample.1"))]
+    assert len(norms) == 53 and all(isinstance(m, FrozenBatchNorm2d) for m in norms)
 
 
 @pytest.mark.parametrize("freeze_at", [0, 1, 2, 3, 4, 5])
@@ -253,7 +254,8 @@ def test_fpn_p3_p7_matches_torchvision(from_c5):
     assert sorted(n for n, _ in ours.named_children() if n.startswith("fpn_")) == [
         "fpn_inner2", "fpn_inner3", "fpn_inner4", "fpn_layer2", "fpn_layer3", "fpn_layer4"
     ]  # fmt: skip
-    reference = FeaturePyramidNetwork(in_channels[1:], out_channels, extra_blocks=tv_fpn.LastLevelP6P7(p6_in, out_channels))
+    extra = tv_fpn.LastLevelP6P7(p6_in, out_channels)
+    reference = FeaturePyramidNetwork(in_channels[1:], out_channels, extra_blocks=extra)
     for level in range(3):
         _copy_conv(reference.inner_blocks[level][0], getattr(ours, f"fpn_inner{level + 2}"))
         _copy_conv(reference.layer_blocks[level][0], getattr(ours, f"fpn_layer{level + 2}"))
@@ -304,8 +306,11 @@ def test_deformable_stages_start_as_their_plain_counterparts():
     names = dict(deformable.named_parameters())
     assert "layer2.0.conv2.conv.weight" in names and "layer2.0.conv2.offset.weight" in names
     assert "layer1.0.conv2.weight" in names
-    state = {k: v for k, v in plain.state_dict().items()}
-    state = {(k.replace(".conv2.weight", ".conv2.conv.weight") if not k.startswith("layer1.") else k): v for k, v in state.items()}
+    state = {}
+    for key, value in plain.state_dict().items():
+        if not key.startswith("layer1."):  # res3-res5 are deformable: their 3x3 weight sits one level down
+            key = key.replace(".conv2.weight", ".conv2.conv.weight")
+        state[key] = value
     missing, unexpected = deformable.load_state_dict(state, strict=False)
     assert not unexpected and all(".conv2.offset." in k for k in missing)
     x = torch.randn(1, 3, 64, 64)

@@ -36,7 +36,8 @@ def _torchvision_layer4(model, images):
 
 
 @pytest.mark.parametrize(
-    "conv_body, res2_out, builder", [("R-50-C5", 256, torchvision.models.resnet50), ("R-18-C5", 64, torchvision.models.resnet18)]
+    "conv_body, res2_out, builder",
+    [("R-50-C5", 256, torchvision.models.resnet50), ("R-18-C5", 64, torchvision.models.resnet18)],
 )
 def test_torchvision_resnet_weights_reproduce_its_layer4_features(conv_body, res2_out, builder):
     generator = torch.Generator().manual_seed(0)
@@ -160,10 +161,11 @@ def test_detectron_pickle_loads_into_every_backbone_and_fpn_parameter(tmp_path, 
     torch.manual_seed(0)
     model = build_backbone(_narrow_cfg("R-50-FPN"))
     params = dict(model.named_parameters())
-    params.update({k: v for k, v in model.named_buffers() if k.endswith(("bn1.weight", "bn2.weight", "bn3.weight", "downsample.1.weight", "bn1.bias", "bn2.bias", "bn3.bias", "downsample.1.bias"))})
+    # frozen-BN affine terms are buffers here, but Detectron stores them (as _bn_s / _bn_b)
+    params.update({k: v for k, v in model.named_buffers() if k.endswith((".weight", ".bias"))})
     pairs = _detectron_blob_names_and_targets(_R50_BLOCKS, fpn_levels=(2, 3, 4, 5))
     rng = np.random.default_rng(0)
-    blobs = {name: rng.standard_normal(tuple(params[target].shape)).astype(np.float32) for name, target in pairs.items()}
+    blobs = {name: rng.standard_normal(params[target].shape).astype(np.float32) for name, target in pairs.items()}
     blobs["fc1000_w"] = rng.standard_normal((10, 128)).astype(np.float32)  # ImageNet classifier: dropped
     blobs["res2_0_branch2a_w_momentum"] = np.zeros((1,), np.float32)  # optimizer state: dropped
     path = _write_pickle(tmp_path / "R-50.pkl", {"blobs": blobs} if wrapped else blobs, protocol)

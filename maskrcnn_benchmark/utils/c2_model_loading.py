@@ -106,7 +106,9 @@ _PARAM_OF_SUFFIX = {"w": "weight", "s": "weight", "b": "bias"}
 _BLOCK_CONV = {"1": "downsample.0", "2a": "conv1", "2b": "conv2", "2c": "conv3"}
 _BLOCK_NORM = {"1": "downsample.1", "2a": "bn1", "2b": "bn2", "2c": "bn3"}
 
-_RES_BLOCK_BLOB = re.compile(r"^res(?P<stage>[2-5])_(?P<block>\d+)_branch(?P<branch>1|2a|2b|2c)(?P<norm>_bn|_gn)?_(?P<kind>[wsb])$")
+_RES_BLOCK_BLOB = re.compile(
+    r"^res(?P<stage>[2-5])_(?P<block>\d+)_branch(?P<branch>1|2a|2b|2c)(?P<norm>_bn|_gn)?_(?P<kind>[wsb])$"
+)
 _STEM_BLOB = re.compile(r"^(?:conv1|res_conv1)(?P<norm>_bn|_gn)?_(?P<kind>[wsb])$")
 _FPN_LATERAL_BLOB = re.compile(r"^fpn_inner_res(?P<stage>[2-5])_\d+_sum(?:_lateral)?_(?P<kind>[wb])$")
 _FPN_OUTPUT_BLOB = re.compile(r"^fpn_res(?P<stage>[2-5])_\d+_sum_(?P<kind>[wb])$")
