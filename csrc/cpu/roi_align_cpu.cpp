@@ -152,7 +152,8 @@ at::Tensor roi_align_forward(const at::Tensor& input, const at::Tensor& rois,
   check_pooled_size("roi_align", pooled_height, pooled_width);
   auto output = at::zeros({rois.size(0), input.size(1), pooled_height, pooled_width},
                           input.options());
-  if (output.numel() == 0) return output;
+  // An empty feature map has nothing to sample: every bin stays 0.
+  if (output.numel() == 0 || input.numel() == 0) return output;
   const auto input_c = input.contiguous();
   const auto rois_c = rois.contiguous();
   AT_DISPATCH_FLOATING_TYPES_AND2(

@@ -95,7 +95,8 @@ std::tuple<at::Tensor, at::Tensor> roi_pool_forward(const at::Tensor& input,
   auto output = at::zeros({rois.size(0), input.size(1), pooled_height, pooled_width},
                           input.options());
   auto argmax = at::full(output.sizes(), -1, input.options().dtype(at::kLong));
-  if (output.numel() == 0) return {output, argmax};
+  // An empty feature map has nothing to pool: every bin is empty.
+  if (output.numel() == 0 || input.numel() == 0) return {output, argmax};
   const auto input_c = input.contiguous();
   const auto rois_c = rois.contiguous();
   AT_DISPATCH_FLOATING_TYPES_AND2(

@@ -1,0 +1,110 @@
+// Greedy NMS on CUDA.
+//
+// Boxes are sorted by decreasing score. A kernel compares every box with every later box in
+// tiles of 64 x 64 and writes, per box, a bitmask of the later boxes it overlaps above the
+// threshold. The greedy pass over those bitmasks is inherently sequential and cheap, so it
+// runs on the host.
+
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/ceil_div.h>
+#include <c10/cuda/CUDAGuard.h>
+
+#include <vector>
+
+#include "../checks.h"
+#include "../ops.h"
+
+namespace maskrcnn_benchmark {
+namespace cuda {
+namespace {
+
+constexpr int kBitsPerMask = 64;
+
+template <typename acc_t>
+__device__ bool overlaps_above(const acc_t* a, const acc_t* b, double threshold) {
+  const acc_t w = max(acc_t(0), min(a[2], b[2]) - max(a[0], b[0]));
+  const acc_t h = max(acc_t(0), min(a[3], b[3]) - max(a[1], b[1]));
+  const acc_t inter = w * h;
+  const acc_t area_a = (a[2] - a[0]) * (a[3] - a[1]);
+  const acc_t area_b = (b[2] - b[0]) * (b[3] - b[1]);
+  return static_cast<double>(inter / (area_a + area_b - inter)) > threshold;
+}
+
+// Block (row_tile, col_tile): thread t handles box row_tile * 64 + t against the 64 boxes of
+// col_tile, writing mask[box][col_tile].
+template <typename scalar_t>
+__global__ void nms_mask_kernel(int64_t count, double threshold,
+                                const scalar_t* __restrict__ sorted_boxes,
+                                uint64_t* __restrict__ mask) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const int64_t row_tile = blockIdx.y;
+  const int64_t col_tile = blockIdx.x;
+  if (row_tile > col_tile) return;  // only later boxes can be suppressed
+  const int64_t tiles = gridDim.x;
+  const int rows = static_cast<int>(min<int64_t>(count - row_tile * kBitsPerMask, kBitsPerMask));
+  const int cols = static_cast<int>(min<int64_t>(count - col_tile * kBitsPerMask, kBitsPerMask));
+
+  __shared__ acc_t tile_boxes[kBitsPerMask * 4];
+  if (threadIdx.x < cols) {
+    for (int i = 0; i < 4; ++i) {
+      tile_boxes[threadIdx.x * 4 + i] =
+          static_cast<acc_t>(sorted_boxes[(col_tile * kBitsPerMask + threadIdx.x) * 4 + i]);
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x >= rows) return;
+
+  const int64_t box = row_tile * kBitsPerMask + threadIdx.x;
+  acc_t own[4];
+  for (int i = 0; i < 4; ++i) own[i] = static_cast<acc_t>(sorted_boxes[box * 4 + i]);
+  uint64_t bits = 0;
+  const int first = row_tile == col_tile ? threadIdx.x + 1 : 0;
+  for (int j = first; j < cols; ++j) {
+    if (overlaps_above(own, tile_boxes + j * 4, threshold)) bits |= 1ULL << j;
+  }
+  mask[box * tiles + col_tile] = bits;
+}
+
+}  // namespace
+
+at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold) {
+  check_boxes_and_scores(boxes, scores);
+  c10::cuda::CUDAGuard guard(boxes.device());
+  const int64_t count = boxes.size(0);
+  if (count == 0) return at::empty({0}, boxes.options().dtype(at::kLong));
+
+  const auto order = std::get<1>(scores.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
+  const auto sorted_boxes = boxes.index_select(0, order).contiguous();
+  const int64_t tiles = at::ceil_div<int64_t>(count, kBitsPerMask);
+  auto mask = at::empty({count * tiles}, boxes.options().dtype(at::kLong));
+
+  const dim3 grid(tiles, tiles);
+  auto stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, boxes.scalar_type(), "nms_cuda", [&] {
+    nms_mask_kernel<scalar_t><<<grid, kBitsPerMask, 0, stream>>>(
+        count, iou_threshold, sorted_boxes.const_data_ptr<scalar_t>(),
+        reinterpret_cast<uint64_t*>(mask.mutable_data_ptr<int64_t>()));
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+
+  // Greedy pass: walk boxes best first, keep those no kept box has suppressed.
+  const auto mask_host = mask.cpu();
+  const uint64_t* mask_data = reinterpret_cast<const uint64_t*>(mask_host.const_data_ptr<int64_t>());
+  std::vector<uint64_t> suppressed(tiles, 0);
+  std::vector<int64_t> kept_positions;
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t tile = i / kBitsPerMask;
+    if (suppressed[tile] & (1ULL << (i % kBitsPerMask))) continue;
+    kept_positions.push_back(i);
+    const uint64_t* row = mask_data + i * tiles;
+    for (int64_t t = tile; t < tiles; ++t) suppressed[t] |= row[t];
+  }
+  auto kept = at::empty({static_cast<int64_t>(kept_positions.size())}, at::kLong);
+  std::copy(kept_positions.begin(), kept_positions.end(), kept.mutable_data_ptr<int64_t>());
+  return order.index_select(0, kept.to(boxes.device(), /*non_blocking=*/false));
+}
+
+}  // namespace cuda
+}  // namespace maskrcnn_benchmark

@@ -1,0 +1,124 @@
+"""RoIAlign against torchvision.ops.roi_align: forward values, gradients, edge cases."""
+import pytest
+import torch
+import torchvision
+
+from maskrcnn_benchmark.layers import ROIAlign, roi_align
+
+
+def random_rois(generator, count, batch_size, extent, dtype):
+    """RoIs with corners spread beyond the image (off-image and partly-outside boxes)."""
+    corners = torch.rand(count, 4, generator=generator, dtype=dtype) * (extent * 1.4) - extent * 0.2
+    x1 = torch.minimum(corners[:, 0], corners[:, 2])
+    x2 = torch.maximum(corners[:, 0], corners[:, 2])
+    y1 = torch.minimum(corners[:, 1], corners[:, 3])
+    y2 = torch.maximum(corners[:, 1], corners[:, 3])
+    batch = torch.randint(0, batch_size, (count,), generator=generator).to(dtype)
+    return torch.stack([batch, x1, y1, x2, y2], dim=1)
+
+
+EDGE_ROIS = [
+    [0, 5.0, 5.0, 5.0, 5.0],        # a point
+    [1, 3.0, 4.0, 3.0, 20.0],       # zero width
+    [0, 12.0, 12.0, 4.0, 4.0],      # inverted corners
+    [1, 200.0, 200.0, 260.0, 240.0],  # entirely off the image
+    [0, -40.0, -30.0, -10.0, -5.0],   # entirely before the image
+    [1, -3.0, -3.0, 70.0, 70.0],      # covers and exceeds the image
+    [0, 0.0, 0.0, 63.0, 47.0],        # the whole image
+]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("aligned", [False, True])
+@pytest.mark.parametrize("sampling_ratio", [0, 1, 2, 4])
+def test_forward_matches_torchvision(dtype, aligned, sampling_ratio):
+    g = torch.Generator().manual_seed(sampling_ratio * 10 + int(aligned))
+    features = torch.randn(2, 3, 24, 32, generator=g, dtype=dtype)
+    rois = torch.cat([random_rois(g, 30, 2, 64.0, dtype), torch.tensor(EDGE_ROIS, dtype=dtype)])
+    for scale, size in [(0.5, (7, 7)), (0.25, (5, 3)), (1.0, (2, 4))]:
+        ours = roi_align(features, rois, size, scale, sampling_ratio, aligned)
+        reference = torchvision.ops.roi_align(features, rois, size, scale, sampling_ratio, aligned)
+        assert ours.shape == (rois.shape[0], 3) + size
+        torch.testing.assert_close(ours, reference, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("aligned", [False, True])
+@pytest.mark.parametrize("sampling_ratio", [0, 2])
+def test_backward_matches_torchvision(aligned, sampling_ratio):
+    g = torch.Generator().manual_seed(7)
+    features = torch.randn(2, 4, 20, 20, generator=g, dtype=torch.float64)
+    rois = torch.cat([random_rois(g, 25, 2, 40.0, torch.float64),
+                      torch.tensor(EDGE_ROIS, dtype=torch.float64)])
+    grad = torch.randn(rois.shape[0], 4, 7, 7, generator=g, dtype=torch.float64)
+
+    ours_in = features.clone().requires_grad_()
+    roi_align(ours_in, rois, 7, 0.5, sampling_ratio, aligned).backward(grad)
+    reference_in = features.clone().requires_grad_()
+    torchvision.ops.roi_align(reference_in, rois, 7, 0.5, sampling_ratio, aligned).backward(grad)
+    torch.testing.assert_close(ours_in.grad, reference_in.grad, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("aligned", [False, True])
+@pytest.mark.parametrize("sampling_ratio", [0, 2])
+def test_gradcheck(aligned, sampling_ratio):
+    g = torch.Generator().manual_seed(3)
+    features = torch.randn(2, 2, 9, 11, generator=g, dtype=torch.float64, requires_grad=True)
+    rois = torch.tensor([[0, 1.3, 2.2, 14.9, 12.1], [1, -2.0, 3.5, 8.0, 25.0],
+                         [1, 4.0, 4.0, 4.0, 4.0]], dtype=torch.float64)
+    assert torch.autograd.gradcheck(
+        lambda x: roi_align(x, rois, (3, 4), 0.7, sampling_ratio, aligned), (features,))
+
+
+def test_no_rois_gives_empty_output_and_zero_gradient():
+    features = torch.randn(2, 3, 8, 8, requires_grad=True)
+    out = roi_align(features, torch.zeros(0, 5), (7, 7), 0.25, 2)
+    assert out.shape == (0, 3, 7, 7)
+    out.sum().backward()
+    assert torch.equal(features.grad, torch.zeros_like(features))
+
+
+def test_module_matches_function_and_repr():
+    layer = ROIAlign((7, 7), spatial_scale=0.25, sampling_ratio=2, aligned=True)
+    features = torch.randn(1, 2, 16, 16)
+    rois = torch.tensor([[0, 4.0, 4.0, 40.0, 30.0]])
+    torch.testing.assert_close(layer(features, rois), roi_align(features, rois, 7, 0.25, 2, True))
+    assert "aligned=True" in repr(layer)
+
+
+def test_mixed_dtypes_pool_in_float32_and_return_input_dtype():
+    features = torch.randn(1, 2, 16, 16, dtype=torch.float64)
+    rois = torch.tensor([[0, 1.0, 2.0, 12.0, 10.0]])
+    out = roi_align(features, rois, 4, 1.0, 2)
+    assert out.dtype == torch.float64
+    torch.testing.assert_close(out, roi_align(features.float(), rois, 4, 1.0, 2).double())
+
+
+def test_bad_arguments_name_the_culprit():
+    features = torch.randn(1, 2, 8, 8)
+    with pytest.raises(ValueError, match="rois must be K x 5"):
+        roi_align(features, torch.zeros(3, 4), 7, 1.0, 2)
+    with pytest.raises(ValueError, match="output_size"):
+        roi_align(features, torch.zeros(1, 5), (0, 7), 1.0, 2)
+    with pytest.raises(ValueError, match="sampling_ratio"):
+        roi_align(features, torch.zeros(1, 5), 7, 1.0, -1)
+    with pytest.raises(RuntimeError, match="batch index 3"):
+        roi_align(features, torch.tensor([[3, 0.0, 0.0, 4.0, 4.0]]), 7, 1.0, 2)
+
+
+def test_torch_compile_traces_through_roi_align():
+    rois = torch.tensor([[0, 1.0, 2.0, 12.0, 10.0], [0, 3.0, 3.0, 7.0, 9.0]])
+
+    def pooled_energy(features):
+        return roi_align(features * 2, rois, (3, 3), 0.5, 2, True).square().sum()
+
+    # aot_eager traces with fake tensors and the registered autograd formula, without
+    # generating C++ code, so the test stays fast.
+    compiled = torch.compile(pooled_energy, backend="aot_eager", fullgraph=False)
+    features = torch.randn(1, 2, 10, 10, requires_grad=True)
+    value = compiled(features)
+    (grad,) = torch.autograd.grad(value, features)
+    expected_in = features.detach().clone().requires_grad_()
+    expected = pooled_energy(expected_in)
+    expected.backward()
+    torch.testing.assert_close(value, expected)
+    torch.testing.assert_close(grad, expected_in.grad)

@@ -1,0 +1,80 @@
+"""RoIPool against torchvision.ops.roi_pool: forward values, gradients, edge cases."""
+import pytest
+import torch
+import torchvision
+
+from maskrcnn_benchmark.layers import ROIPool, roi_pool
+
+EDGE_ROIS = [
+    [0, 5.0, 5.0, 5.0, 5.0],          # a point
+    [1, 12.0, 12.0, 4.0, 4.0],        # inverted corners
+    [1, 200.0, 200.0, 260.0, 240.0],  # entirely off the image
+    [0, -40.0, -30.0, -10.0, -5.0],   # entirely before the image
+    [1, -3.0, -3.0, 70.0, 70.0],      # covers and exceeds the image
+]
+
+
+def random_rois(generator, count, batch_size, extent, dtype):
+    corners = torch.rand(count, 4, generator=generator, dtype=dtype) * (extent * 1.4) - extent * 0.2
+    x1, x2 = torch.minimum(corners[:, 0], corners[:, 2]), torch.maximum(corners[:, 0], corners[:, 2])
+    y1, y2 = torch.minimum(corners[:, 1], corners[:, 3]), torch.maximum(corners[:, 1], corners[:, 3])
+    batch = torch.randint(0, batch_size, (count,), generator=generator).to(dtype)
+    return torch.stack([batch, x1, y1, x2, y2], dim=1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("scale,size", [(0.5, (7, 7)), (0.25, (3, 5)), (1.0, (2, 2))])
+def test_forward_matches_torchvision(dtype, scale, size):
+    g = torch.Generator().manual_seed(11)
+    features = torch.randn(2, 3, 24, 32, generator=g, dtype=dtype)
+    rois = torch.cat([random_rois(g, 30, 2, 64.0, dtype), torch.tensor(EDGE_ROIS, dtype=dtype)])
+    ours = roi_pool(features, rois, size, scale)
+    reference = torchvision.ops.roi_pool(features, rois, size, scale)
+    assert ours.shape == (rois.shape[0], 3) + size
+    torch.testing.assert_close(ours, reference, atol=1e-5, rtol=0)
+
+
+def test_backward_matches_torchvision():
+    g = torch.Generator().manual_seed(5)
+    features = torch.randn(2, 4, 20, 20, generator=g, dtype=torch.float64)
+    rois = torch.cat([random_rois(g, 25, 2, 40.0, torch.float64),
+                      torch.tensor(EDGE_ROIS, dtype=torch.float64)])
+    grad = torch.randn(rois.shape[0], 4, 5, 5, generator=g, dtype=torch.float64)
+    ours_in = features.clone().requires_grad_()
+    roi_pool(ours_in, rois, 5, 0.5).backward(grad)
+    reference_in = features.clone().requires_grad_()
+    torchvision.ops.roi_pool(reference_in, rois, 5, 0.5).backward(grad)
+    torch.testing.assert_close(ours_in.grad, reference_in.grad, atol=1e-10, rtol=0)
+
+
+def test_gradcheck():
+    # Distinct values keep each bin's maximum unique, so the function is differentiable.
+    features = (torch.randperm(2 * 2 * 9 * 11, generator=torch.Generator().manual_seed(0))
+                .reshape(2, 2, 9, 11).double() / 10).requires_grad_()
+    rois = torch.tensor([[0, 1.3, 2.2, 14.9, 12.1], [1, -2.0, 3.5, 8.0, 25.0],
+                         [1, 4.0, 4.0, 4.0, 4.0]], dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda x: roi_pool(x, rois, (3, 4), 0.7), (features,))
+
+
+def test_hand_computed_maximum():
+    features = torch.arange(16.0).reshape(1, 1, 4, 4)
+    # The whole map in 2 x 2 bins: each bin's maximum is its bottom-right cell.
+    out = roi_pool(features, torch.tensor([[0, 0.0, 0.0, 3.0, 3.0]]), 2, 1.0)
+    assert out.flatten().tolist() == [5.0, 7.0, 13.0, 15.0]
+
+
+def test_no_rois_and_module():
+    features = torch.randn(2, 3, 8, 8, requires_grad=True)
+    layer = ROIPool((7, 7), 0.25)
+    out = layer(features, torch.zeros(0, 5))
+    assert out.shape == (0, 3, 7, 7)
+    out.sum().backward()
+    assert torch.equal(features.grad, torch.zeros_like(features))
+    assert "spatial_scale=0.25" in repr(layer)
+
+
+def test_bad_arguments_name_the_culprit():
+    with pytest.raises(ValueError, match="input must be N x C x H x W"):
+        roi_pool(torch.randn(2, 8, 8), torch.zeros(1, 5), 7, 1.0)
+    with pytest.raises(RuntimeError, match="batch index -1"):
+        roi_pool(torch.randn(1, 1, 8, 8), torch.tensor([[-1, 0.0, 0.0, 4.0, 4.0]]), 2, 1.0)
