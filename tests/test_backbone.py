@@ -164,11 +164,12 @@ def test_freezing_more_stages_than_exist_is_refused():
         build_backbone(cfg)
 
 
-def test_group_norm_backbone_trains_on_a_toy_regression(monkeypatch):
-    monkeypatch.setitem(global_cfg.MODEL.GROUP_NORM, "NUM_GROUPS", 4)
+def test_group_norm_backbone_trains_on_a_toy_regression():
     torch.manual_seed(0)
     cfg = narrow_cfg("R-18-FPN", STEM_FUNC="StemWithGN", TRANS_FUNC="BottleneckWithGN")
     cfg.MODEL.FPN.USE_GN = True
+    cfg.MODEL.GROUP_NORM.NUM_GROUPS = 4  # the built config's setting counts, not the global one
+    assert global_cfg.MODEL.GROUP_NORM.NUM_GROUPS == 32
     backbone = build_backbone(cfg)
     norms = [m for m in backbone.modules() if isinstance(m, nn.GroupNorm)]
     assert norms and all(m.num_groups == 4 for m in norms)

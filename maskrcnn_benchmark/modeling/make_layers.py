@@ -1,7 +1,8 @@
 """Builders for the small conv / fc / GroupNorm blocks that heads and FPN share.
 
-GroupNorm settings come from the global ``cfg.MODEL.GROUP_NORM`` (as in maskrcnn-benchmark), so a
-call site only says whether it wants GN, not how many groups.
+GroupNorm settings come from ``config.MODEL.GROUP_NORM``, so a call site only says whether it wants
+GN, not how many groups. ``config`` defaults to the global ``cfg`` (maskrcnn-benchmark's behaviour);
+code that builds from a cloned config should pass it.
 """
 from torch import nn
 
@@ -25,11 +26,12 @@ def get_group_gn(dim, dim_per_gp, num_groups):
     return num_groups
 
 
-def group_norm(out_channels, affine=True, divisor=1):
+def group_norm(out_channels, affine=True, divisor=1, config=None):
     """GroupNorm over ``out_channels``; ``divisor`` shrinks the group settings for narrow layers."""
-    dim_per_gp = cfg.MODEL.GROUP_NORM.DIM_PER_GP // divisor
-    num_groups = cfg.MODEL.GROUP_NORM.NUM_GROUPS // divisor
-    eps = cfg.MODEL.GROUP_NORM.EPSILON
+    settings = (config or cfg).MODEL.GROUP_NORM
+    dim_per_gp = settings.DIM_PER_GP // divisor
+    num_groups = settings.NUM_GROUPS // divisor
+    eps = settings.EPSILON
     return nn.GroupNorm(get_group_gn(out_channels, dim_per_gp, num_groups), out_channels, eps, affine)
 
 
@@ -37,7 +39,9 @@ def _stack(modules):
     return modules[0] if len(modules) == 1 else nn.Sequential(*modules)
 
 
-def make_conv3x3(in_channels, out_channels, dilation=1, stride=1, use_gn=False, use_relu=False, kaiming_init=True):
+def make_conv3x3(
+    in_channels, out_channels, dilation=1, stride=1, use_gn=False, use_relu=False, kaiming_init=True, config=None
+):
     """3x3 conv (+ GN) (+ ReLU); the conv has a bias only when no norm follows it."""
     conv = Conv2d(
         in_channels, out_channels, kernel_size=3, stride=stride, padding=dilation, dilation=dilation, bias=not use_gn
@@ -50,23 +54,23 @@ def make_conv3x3(in_channels, out_channels, dilation=1, stride=1, use_gn=False, 
         nn.init.constant_(conv.bias, 0)
     modules = [conv]
     if use_gn:
-        modules.append(group_norm(out_channels))
+        modules.append(group_norm(out_channels, config=config))
     if use_relu:
         modules.append(nn.ReLU(inplace=True))
     return _stack(modules)
 
 
-def make_fc(dim_in, hidden_dim, use_gn=False):
+def make_fc(dim_in, hidden_dim, use_gn=False, config=None):
     """Linear layer (+ GN); kaiming-uniform weights with a=1, zero bias."""
     fc = nn.Linear(dim_in, hidden_dim, bias=not use_gn)
     nn.init.kaiming_uniform_(fc.weight, a=1)
     if not use_gn:
         nn.init.constant_(fc.bias, 0)
         return fc
-    return nn.Sequential(fc, group_norm(hidden_dim))
+    return nn.Sequential(fc, group_norm(hidden_dim, config=config))
 
 
-def conv_with_kaiming_uniform(use_gn=False, use_relu=False):
+def conv_with_kaiming_uniform(use_gn=False, use_relu=False, config=None):
     """A ``make_conv(in_channels, out_channels, kernel_size, stride=1, dilation=1)`` factory (used by FPN)."""
 
     def make_conv(in_channels, out_channels, kernel_size, stride=1, dilation=1):
@@ -84,7 +88,7 @@ def conv_with_kaiming_uniform(use_gn=False, use_relu=False):
             nn.init.constant_(conv.bias, 0)
         modules = [conv]
         if use_gn:
-            modules.append(group_norm(out_channels))
+            modules.append(group_norm(out_channels, config=config))
         if use_relu:
             modules.append(nn.ReLU(inplace=True))
         return _stack(modules)

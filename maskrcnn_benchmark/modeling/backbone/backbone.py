@@ -34,7 +34,7 @@ def _check_fpn_strides(cfg):
 
 
 def _make_fpn_conv(cfg):
-    return conv_with_kaiming_uniform(cfg.MODEL.FPN.USE_GN, cfg.MODEL.FPN.USE_RELU)
+    return conv_with_kaiming_uniform(cfg.MODEL.FPN.USE_GN, cfg.MODEL.FPN.USE_RELU, config=cfg)
 
 
 def build_resnet_fpn_backbone(cfg):

@@ -12,6 +12,7 @@ The body is described by the config:
 Module names (``stem.conv1``, ``layer1.0.conv1``, ``layer1.0.bn1``, ``layer1.0.downsample.0/1``) are
 maskrcnn-benchmark's, which the C2 and torchvision weight mappings rely on.
 """
+import functools
 from collections import namedtuple
 
 import torch.nn.functional as F
@@ -220,6 +221,8 @@ def _with_norm(block_class, norm_func):
     return Block
 
 
+# maskrcnn-benchmark's named block classes (TRANS_FUNC values, used by ResNetHead). Their GroupNorm
+# reads the global cfg; the ResNet body instead builds its blocks from the config it is given.
 class BottleneckWithFixedBatchNorm(_with_norm(Bottleneck, _frozen_bn)):
     pass
 
@@ -267,7 +270,7 @@ class StemWithFixedBatchNorm(BaseStem):
 
 class StemWithGN(BaseStem):
     def __init__(self, cfg):
-        super().__init__(cfg, norm_func=group_norm)
+        super().__init__(cfg, norm_func=functools.partial(group_norm, config=cfg))
 
 
 class StemWithBatchNorm(BaseStem):
@@ -297,17 +300,25 @@ def _lookup(table, name, key):
     return table[name]
 
 
-def _block_module_for(trans_func, conv_body):
-    """TRANS_FUNC names the normalization; the depth decides basic vs bottleneck blocks."""
+def _block_module_for(cfg):
+    """The body's block constructor: TRANS_FUNC names the normalization (GroupNorm with this cfg's
+    MODEL.GROUP_NORM settings), the depth decides basic vs bottleneck blocks."""
+    trans_func = cfg.MODEL.RESNETS.TRANS_FUNC
+    conv_body = cfg.MODEL.BACKBONE.CONV_BODY
     _lookup(_TRANSFORMATION_MODULES, trans_func, "MODEL.RESNETS.TRANS_FUNC")
-    if depth_of(conv_body) in BASIC_BLOCK_DEPTHS:
-        return _TRANSFORMATION_MODULES[trans_func.replace("Bottleneck", "BasicBlock")]
-    if trans_func.startswith("BasicBlock"):
+    basic = depth_of(conv_body) in BASIC_BLOCK_DEPTHS
+    if trans_func.startswith("BasicBlock") and not basic:
         raise ValueError(
             f"MODEL.RESNETS.TRANS_FUNC={trans_func!r} builds basic blocks, but MODEL.BACKBONE.CONV_BODY="
             f"{conv_body!r} is a bottleneck ResNet; use a Bottleneck* TRANS_FUNC"
         )
-    return _TRANSFORMATION_MODULES[trans_func]
+    norm_funcs = {
+        "FixedBatchNorm": _frozen_bn,
+        "BatchNorm": _trainable_bn,
+        "GN": functools.partial(group_norm, config=cfg),
+    }
+    norm_func = norm_funcs[trans_func.split("With", 1)[1]]
+    return functools.partial(BasicBlock if basic else Bottleneck, norm_func=norm_func)
 
 
 def _make_stage(
@@ -363,7 +374,7 @@ class ResNet(nn.Module):
         stage_specs = _lookup(_STAGE_SPECS, conv_body, "MODEL.BACKBONE.CONV_BODY")
         resnets = cfg.MODEL.RESNETS
         stem_module = _lookup(_STEM_MODULES, resnets.STEM_FUNC, "MODEL.RESNETS.STEM_FUNC")
-        block_module = _block_module_for(resnets.TRANS_FUNC, conv_body)
+        block_module = _block_module_for(cfg)
 
         self.stem = stem_module(cfg)
         in_channels = resnets.STEM_OUT_CHANNELS
