@@ -1,12 +1,17 @@
 """RetinaNet: anchors per level, anchor assignment, focal / CE / box losses against direct formulas,
 inference, the Sampling-Free hooks (count_samples, set_bias_from_counts, guided scaling)."""
+import glob
 import math
+import os
 
 import pytest
 import torch
+import torchvision
 from torchvision.ops import batched_nms, box_iou, sigmoid_focal_loss
 
 from maskrcnn_benchmark.config import cfg as default_cfg
+from maskrcnn_benchmark.modeling.backbone import build_backbone
+from maskrcnn_benchmark.modeling.rpn.fcos.fcos import build_fcos
 from maskrcnn_benchmark.modeling.rpn.retinanet.inference import RetinaNetPostProcessor
 from maskrcnn_benchmark.modeling.rpn.retinanet.loss import make_retinanet_loss_evaluator
 from maskrcnn_benchmark.modeling.rpn.retinanet.retinanet import build_retinanet
@@ -14,6 +19,7 @@ from maskrcnn_benchmark.structures.bounding_box import BoxList
 from maskrcnn_benchmark.structures.image_list import ImageList
 
 NUM_CLASSES = 4  # foreground classes
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def small_cfg(cls_loss="focal", guided="none"):
@@ -238,3 +244,47 @@ def test_postprocessor_threshold_classwise_nms_and_cap():
 
     capped = RetinaNetPostProcessor(0.05, 1000, 0.5, 2, 0, 3)([[anchors]], [logits], [deltas])[0]
     assert sorted(capped.get_field("scores").tolist(), reverse=True) == pytest.approx([0.9, 0.7])
+
+
+def count_parameters(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def test_coco_r50_fpn_parameter_count_matches_torchvision():
+    cfg = default_cfg.clone()
+    cfg.merge_from_file(os.path.join(ROOT, "configs", "retinanet", "retinanet_R-50-FPN_1x.yaml"))
+    backbone = build_backbone(cfg)
+    ours = count_parameters(backbone) + count_parameters(build_retinanet(cfg, backbone.out_channels))
+    assert abs(ours - 37.9e6) < 0.1e6
+
+    # torchvision's RetinaNet (80 classes) differs in two known ways: without weights its BatchNorm
+    # layers are trainable (affine parameters; ours are frozen buffers), and its P6 conv reads P5
+    # (256 channels) where maskrcnn-benchmark's reads C5 (2048 channels, RETINANET.USE_C5).
+    reference = torchvision.models.detection.retinanet_resnet50_fpn(
+        weights=None, weights_backbone=None, num_classes=NUM_CLASSES * 20
+    )
+    batchnorm = sum(count_parameters(m) for m in reference.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    p6_from_c5 = 3 * 3 * (2048 - 256) * 256
+    assert ours == count_parameters(reference) - batchnorm + p6_from_c5
+
+
+CONFIGS = sorted(
+    glob.glob(os.path.join(ROOT, "configs", "retinanet", "*.yaml"))
+    + glob.glob(os.path.join(ROOT, "configs", "fcos", "*.yaml"))
+    + glob.glob(os.path.join(ROOT, "configs", "shapes", "retinanet_*.yaml"))
+    + glob.glob(os.path.join(ROOT, "configs", "shapes", "fcos_*.yaml"))
+)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
+def test_configs_build_and_run(path):
+    cfg = default_cfg.clone()
+    cfg.merge_from_file(path)
+    assert cfg.MODEL.RETINANET_ON != cfg.MODEL.FCOS_ON
+    backbone = build_backbone(cfg).eval()
+    head = (build_fcos if cfg.MODEL.FCOS_ON else build_retinanet)(cfg, backbone.out_channels).eval()
+    if "shapes" in path:  # small enough to run a forward pass on CPU
+        images = ImageList(torch.zeros(1, 3, 128, 128), [(128, 128)])
+        with torch.no_grad():
+            detections, _ = head(images, backbone(images.tensors))
+        assert len(detections) == 1 and detections[0].size == (128, 128)
