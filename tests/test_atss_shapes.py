@@ -1,8 +1,9 @@
 """End to end on CPU: ATSS and PAA (GeneralizedRCNN, narrow R-18 GN backbone, shapes configs) overfit
 8 generated shapes images; COCO box AP (pycocotools) on those same images must reach a floor.
 
-Measured on 2 shared CPU cores with OMP_NUM_THREADS=1 (see the report in the commit message for
-the numbers); the floors leave a margin below what was measured.
+Measured on 2 shared CPU cores with OMP_NUM_THREADS=1, 150 iterations each (80-100 s per case):
+ATSS focal AP 1.000, ATSS Sampling-Free 0.712, PAA focal 0.938, PAA Sampling-Free 0.768. The floor
+(0.5) leaves a margin for other machines; a detector that does not learn stays near 0.
 """
 import contextlib
 import io
