@@ -5,7 +5,8 @@ measured with pycocotools.
 Stated results (2 shared CPU cores, OMP_NUM_THREADS=1, 150 iterations on the 8 images, one batch):
 baseline Faster R-CNN box AP 0.816 (75-250 s depending on machine load); Sampling-Free (both stages:
 no sampler, optimal bias, guided scaling) box AP 0.453 (140 s) -- it starts from the calibrated,
-background-heavy prior and learns more slowly over so few iterations. Each case must reach its floor.
+background-heavy prior and learns more slowly over so few iterations. Baseline Mask R-CNN: box AP
+0.874, mask AP 0.890 (150 s). Each case must reach its floor.
 """
 import contextlib
 import io
