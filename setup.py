@@ -68,8 +68,7 @@ def make_extension():
     define_macros.append(("WITH_CUDA", None))
     if not os.path.exists(os.path.join(home, "include", "cusparse.h")):
         include_dirs += pip_cuda_include_dirs()
-    extra_compile_args["cxx"].append("-DWITH_CUDA")
-    extra_compile_args["nvcc"] = ["-O3", "-DWITH_CUDA", "--expt-relaxed-constexpr"]
+    extra_compile_args["nvcc"] = ["-O3", "--expt-relaxed-constexpr"]
     return CUDAExtension(
         "maskrcnn_benchmark._C",
         sources,

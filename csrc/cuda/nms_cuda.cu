@@ -43,8 +43,10 @@ __global__ void nms_mask_kernel(int64_t count, double threshold,
   const int64_t col_tile = blockIdx.x;
   if (row_tile > col_tile) return;  // only later boxes can be suppressed
   const int64_t tiles = gridDim.x;
-  const int rows = static_cast<int>(min<int64_t>(count - row_tile * kBitsPerMask, kBitsPerMask));
-  const int cols = static_cast<int>(min<int64_t>(count - col_tile * kBitsPerMask, kBitsPerMask));
+  const int64_t rows_left = count - row_tile * kBitsPerMask;
+  const int64_t cols_left = count - col_tile * kBitsPerMask;
+  const int rows = static_cast<int>(rows_left < kBitsPerMask ? rows_left : kBitsPerMask);
+  const int cols = static_cast<int>(cols_left < kBitsPerMask ? cols_left : kBitsPerMask);
 
   __shared__ acc_t tile_boxes[kBitsPerMask * 4];
   if (threadIdx.x < cols) {
