@@ -42,8 +42,8 @@ class FPN2MLPFeatureExtractor(nn.Module):
         head = cfg.MODEL.ROI_BOX_HEAD
         self.pooler = make_pooler(cfg, "ROI_BOX_HEAD")
         input_size = in_channels * head.POOLER_RESOLUTION ** 2
-        self.fc6 = make_fc(input_size, head.MLP_HEAD_DIM, head.USE_GN)
-        self.fc7 = make_fc(head.MLP_HEAD_DIM, head.MLP_HEAD_DIM, head.USE_GN)
+        self.fc6 = make_fc(input_size, head.MLP_HEAD_DIM, head.USE_GN, config=cfg)
+        self.fc7 = make_fc(head.MLP_HEAD_DIM, head.MLP_HEAD_DIM, head.USE_GN, config=cfg)
         self.out_channels = head.MLP_HEAD_DIM
 
     def forward(self, x, proposals):
@@ -76,7 +76,7 @@ class FPNXconv1fcFeatureExtractor(nn.Module):
                 nn.init.constant_(conv.bias, 0)
             layers.append(conv)
             if head.USE_GN:
-                layers.append(group_norm(head.CONV_HEAD_DIM))
+                layers.append(group_norm(head.CONV_HEAD_DIM, config=cfg))
             layers.append(nn.ReLU(inplace=True))
             channels = head.CONV_HEAD_DIM
         self.xconvs = nn.Sequential(*layers)

@@ -29,7 +29,7 @@ class MaskRCNNFPNFeatureExtractor(nn.Module):
         for index, layer_channels in enumerate(head.CONV_LAYERS, 1):
             name = "mask_fcn{}".format(index)
             conv = make_conv3x3(
-                channels, layer_channels, dilation=head.DILATION, stride=1, use_gn=head.USE_GN
+                channels, layer_channels, dilation=head.DILATION, stride=1, use_gn=head.USE_GN, config=cfg
             )
             self.add_module(name, conv)
             self.blocks.append(name)
