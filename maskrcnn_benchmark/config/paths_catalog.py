@@ -106,3 +106,65 @@ class DatasetCatalog(object):
 
 
 # ModelCatalog (pretrained weights) is appended below by its owner.
+
+
+class ModelCatalog(object):
+    """Pretrained-weight names (``catalog://<name>`` in MODEL.WEIGHT) -> download URL.
+
+    ``ImageNetPretrained/...`` are the Caffe2 ImageNet backbones of Detectron; ``Caffe2Detectron/
+    COCO/<id>/<config>`` are Detectron's 12_2017 COCO baselines.
+    """
+
+    S3_C2_DETECTRON_URL = "https://dl.fbaipublicfiles.com/detectron"
+    C2_IMAGENET_MODELS = {
+        "MSRA/R-50": "ImageNetPretrained/MSRA/R-50.pkl",
+        "MSRA/R-50-GN": "ImageNetPretrained/47261647/R-50-GN.pkl",
+        "MSRA/R-101": "ImageNetPretrained/MSRA/R-101.pkl",
+        "MSRA/R-101-GN": "ImageNetPretrained/47592356/R-101-GN.pkl",
+        "FAIR/20171220/X-101-32x8d": "ImageNetPretrained/20171220/X-101-32x8d.pkl",
+        "FAIR/20171220/X-101-64x4d": "ImageNetPretrained/FBResNeXt/X-101-64x4d.pkl",
+    }
+    # run id/config -> the time-stamped signature in the published output path
+    C2_DETECTRON_SUFFIX = "output/train/{}coco_2014_train%3A{}coco_2014_valminusminival/generalized_rcnn/model_final.pkl"
+    C2_DETECTRON_MODELS = {
+        "35857197/e2e_faster_rcnn_R-50-C4_1x": "01_33_49.iAX0mXvW",
+        "35857345/e2e_faster_rcnn_R-50-FPN_1x": "01_36_30.cUF7QR7I",
+        "35857890/e2e_faster_rcnn_R-101-FPN_1x": "01_38_50.sNxI7sX7",
+        "36761737/e2e_faster_rcnn_X-101-32x8d-FPN_1x": "06_31_39.5MIHi1fZ",
+        "35858791/e2e_mask_rcnn_R-50-C4_1x": "01_45_57.ZgkA7hPB",
+        "35858933/e2e_mask_rcnn_R-50-FPN_1x": "01_48_14.DzEQe4wC",
+        "35861795/e2e_mask_rcnn_R-101-FPN_1x": "02_31_37.KqyEK4tT",
+        "36761843/e2e_mask_rcnn_X-101-32x8d-FPN_1x": "06_35_59.RZotkLKI",
+    }
+
+    @staticmethod
+    def get(name):
+        if name.startswith("Caffe2Detectron/COCO"):
+            return ModelCatalog.get_c2_detectron_12_2017_baselines(name)
+        if name.startswith("ImageNetPretrained"):
+            return ModelCatalog.get_c2_imagenet_pretrained(name)
+        raise KeyError("model {!r} is not in the ModelCatalog; names start with 'ImageNetPretrained/' "
+                       "(one of {}) or 'Caffe2Detectron/COCO/'".format(
+                           name, ", ".join(sorted(ModelCatalog.C2_IMAGENET_MODELS))))
+
+    @staticmethod
+    def get_c2_imagenet_pretrained(name):
+        short_name = name[len("ImageNetPretrained/"):]
+        if short_name not in ModelCatalog.C2_IMAGENET_MODELS:
+            raise KeyError("ImageNet-pretrained model {!r} is not in the ModelCatalog; known: {}".format(
+                short_name, ", ".join(sorted(ModelCatalog.C2_IMAGENET_MODELS))))
+        return "/".join([ModelCatalog.S3_C2_DETECTRON_URL, ModelCatalog.C2_IMAGENET_MODELS[short_name]])
+
+    @staticmethod
+    def get_c2_detectron_12_2017_baselines(name):
+        # e.g. Caffe2Detectron/COCO/35857197/e2e_faster_rcnn_R-50-C4_1x
+        short_name = name[len("Caffe2Detectron/COCO/"):]
+        if short_name not in ModelCatalog.C2_DETECTRON_MODELS:
+            raise KeyError("Detectron baseline {!r} is not in the ModelCatalog; known: {}".format(
+                short_name, ", ".join(sorted(ModelCatalog.C2_DETECTRON_MODELS))))
+        model_id, config_name = short_name.split("/")
+        signature = ModelCatalog.C2_DETECTRON_MODELS[short_name]
+        # keypoint runs (out of scope here) would carry a "keypoints_" dataset tag
+        suffix = ModelCatalog.C2_DETECTRON_SUFFIX.format("", "")
+        return "/".join([ModelCatalog.S3_C2_DETECTRON_URL, model_id, "12_2017_baselines",
+                         "{}.yaml.{}".format(config_name, signature), suffix])
