@@ -174,6 +174,10 @@ class RPNModule(torch.nn.Module):
         self.head.cls_logits.bias.fill_(bias)
         return {"pi": pi, "bias": bias}
 
+    def classification_layer(self):
+        """The objectness conv (its gradient norm is a Sampling-Free diagnostic)."""
+        return self.head.cls_logits
+
 
 def _one_stage_builder(package, builder_name):
     """Import a one-stage head's builder from its package, or from the module of the same name."""

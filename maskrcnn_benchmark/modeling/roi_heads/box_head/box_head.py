@@ -96,6 +96,10 @@ class ROIBoxHead(torch.nn.Module):
         cls_score.bias.copy_(bias.to(cls_score.bias.dtype))
         return {"pi": torch.softmax(bias, dim=0).tolist(), "bias": bias.tolist()}
 
+    def classification_layer(self):
+        """The class-score layer (its gradient norm is a Sampling-Free diagnostic)."""
+        return self.predictor.cls_score
+
 
 def build_roi_box_head(cfg, in_channels):
     return ROIBoxHead(cfg, in_channels)

@@ -88,6 +88,10 @@ class DenseAnchorModule(nn.Module):
             self.head.cls_logits.bias.fill_(bias)
         return {"pi": pi, "bias": bias}
 
+    def classification_layer(self):
+        """The last classification conv (its gradient norm is a Sampling-Free diagnostic)."""
+        return self.head.cls_logits
+
 
 class ATSSModule(DenseAnchorModule):
     sampling_free_name = "atss"
