@@ -122,3 +122,20 @@ def test_torch_compile_traces_through_roi_align():
     expected.backward()
     torch.testing.assert_close(value, expected)
     torch.testing.assert_close(grad, expected_in.grad)
+
+
+def test_torch_compile_inductor_runs_roi_align_on_cpu():
+    # The default backend generates and compiles C++ for the surrounding ops (~20 s cold).
+    rois = torch.tensor([[0, 1.0, 2.0, 12.0, 10.0], [0, 3.0, 3.0, 7.0, 9.0]])
+
+    def pooled_energy(features):
+        return roi_align(features * 2, rois, (3, 3), 0.5, 0, False).square().sum()
+
+    compiled = torch.compile(pooled_energy, fullgraph=False)
+    features = torch.randn(1, 2, 10, 10, requires_grad=True)
+    value = compiled(features)
+    (grad,) = torch.autograd.grad(value, features)
+    expected_in = features.detach().clone().requires_grad_()
+    pooled_energy(expected_in).backward()
+    torch.testing.assert_close(value, pooled_energy(features.detach()))
+    torch.testing.assert_close(grad, expected_in.grad)
