@@ -139,3 +139,20 @@ def test_torch_compile_inductor_runs_roi_align_on_cpu():
     pooled_energy(expected_in).backward()
     torch.testing.assert_close(value, pooled_energy(features.detach()))
     torch.testing.assert_close(grad, expected_in.grad)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_reduced_precision_follows_float32(dtype):
+    g = torch.Generator().manual_seed(2)
+    features = torch.randn(2, 3, 16, 16, generator=g)
+    rois = random_rois(g, 20, 2, 32.0, torch.float32)
+    reference = roi_align(features, rois, 5, 0.5, 2, True)
+    low = roi_align(features.to(dtype), rois.to(dtype), 5, 0.5, 2, True)
+    assert low.dtype == dtype
+    # Box corners are rounded to the low-precision grid too, hence the loose tolerance.
+    torch.testing.assert_close(low.float(), reference, atol=0.1, rtol=0.05)
+    # Under autocast-style mixing (low-precision features, float32 boxes) only the features
+    # are rounded.
+    mixed = roi_align(features.to(dtype), rois, 5, 0.5, 2, True)
+    assert mixed.dtype == dtype
+    torch.testing.assert_close(mixed.float(), reference, atol=0.02, rtol=0.02)
