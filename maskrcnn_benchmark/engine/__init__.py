@@ -1,0 +1,1 @@
+"""Training loop (``do_train``) and dataset evaluation (``inference``)."""

@@ -1,0 +1,84 @@
+"""Run a detector over a test set, gather predictions from every process and evaluate them."""
+import logging
+import os
+
+import torch
+from tqdm import tqdm
+
+from maskrcnn_benchmark.data.datasets.evaluation import evaluate
+from maskrcnn_benchmark.utils.comm import all_gather, get_world_size, is_main_process, synchronize
+from maskrcnn_benchmark.utils.timer import Timer, get_time_str
+
+
+def compute_on_dataset(model, data_loader, device, bbox_aug=False, timer=None):
+    """``{dataset index: BoxList on the CPU}`` for the images this process sees."""
+    if bbox_aug:
+        raise NotImplementedError("test-time box augmentation (TEST.BBOX_AUG.ENABLED) is not supported; set it to False")
+    model.eval()
+    results = {}
+    cpu = torch.device("cpu")
+    for images, _targets, image_ids in tqdm(data_loader, disable=not is_main_process(), desc="inference"):
+        with torch.no_grad():
+            if timer is not None:
+                timer.tic()
+            output = model(images.to(device))
+            if timer is not None:
+                if torch.device(device).type == "cuda":
+                    torch.cuda.synchronize()
+                timer.toc()
+        results.update({image_id: prediction.to(cpu) for image_id, prediction in zip(image_ids, output)})
+    return results
+
+
+def _accumulate_predictions_from_multiple_gpus(predictions_per_gpu):
+    """The list of predictions ordered by dataset index, on the main process (None elsewhere)."""
+    gathered = all_gather(predictions_per_gpu)
+    if not is_main_process():
+        return None
+    predictions = {}
+    for part in gathered:
+        predictions.update(part)  # a padded distributed sampler repeats some images: same result
+    image_ids = sorted(predictions)
+    if image_ids != list(range(len(image_ids))):
+        logging.getLogger(__name__).warning(
+            "Predictions are missing for some images (got %d, highest index %d): the evaluation is "
+            "incomplete", len(image_ids), image_ids[-1] if image_ids else -1)
+    return [predictions[i] for i in image_ids]
+
+
+def inference(model, data_loader, dataset_name, iou_types=("bbox",), box_only=False, bbox_aug=False,
+              device="cuda", expected_results=(), expected_results_sigma_tol=4, output_folder=None):
+    """Predict on every image of ``data_loader`` (split across processes), then evaluate on the
+    main process. Returns the evaluation result (None on the other processes)."""
+    logger = logging.getLogger("maskrcnn_benchmark.inference")
+    device = torch.device(device)
+    dataset = data_loader.dataset
+    num_devices = get_world_size()
+    logger.info("Start evaluation on %s dataset (%d images).", dataset_name, len(dataset))
+
+    total_timer, inference_timer = Timer(), Timer()
+    total_timer.tic()
+    predictions = compute_on_dataset(model, data_loader, device, bbox_aug, inference_timer)
+    synchronize()
+    total_time = total_timer.toc()
+    logger.info("Total run time: %s (%.4f s / img per device, on %d devices)",
+                get_time_str(total_time), total_time * num_devices / max(len(dataset), 1), num_devices)
+    logger.info("Model inference time: %s (%.4f s / img per device, on %d devices)",
+                get_time_str(inference_timer.total_time),
+                inference_timer.total_time * num_devices / max(len(dataset), 1), num_devices)
+
+    predictions = _accumulate_predictions_from_multiple_gpus(predictions)
+    if not is_main_process():
+        return None
+    if output_folder:
+        os.makedirs(output_folder, exist_ok=True)
+        torch.save(predictions, os.path.join(output_folder, "predictions.pth"))
+    return evaluate(
+        dataset=dataset,
+        predictions=predictions,
+        output_folder=output_folder,
+        box_only=box_only,
+        iou_types=iou_types,
+        expected_results=expected_results,
+        expected_results_sigma_tol=expected_results_sigma_tol,
+    )
