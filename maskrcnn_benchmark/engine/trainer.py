@@ -139,6 +139,9 @@ def do_train(cfg, model, data_loader, data_loader_val, optimizer, scheduler, che
     log_period = max(int(cfg.SOLVER.LOG_PERIOD), 1)
     device = torch.device(device)
 
+    # Creating the iterator may draw a seed from torch's generator (a DataLoader without its own
+    # generator does), so it happens before the saved generator states are put back.
+    batches = iter(data_loader)
     rng_states = arguments.pop("rng_states", None)
     if rng_states is not None and len(rng_states) == get_world_size():
         restore_rng_state(rng_states[get_rank()])
@@ -153,7 +156,7 @@ def do_train(cfg, model, data_loader, data_loader_val, optimizer, scheduler, che
     model.train()
     start_training_time = time.time()
     end = time.time()
-    for iteration, (images, targets, _) in enumerate(data_loader, start_iter):
+    for iteration, (images, targets, _) in enumerate(batches, start_iter):
         data_time = time.time() - end
         iteration = iteration + 1
         arguments["iteration"] = iteration
