@@ -125,6 +125,26 @@ def test_torchvision_model_is_configured_like_ours():
     assert retinanet.head.classification_head.cls_logits.out_channels == 9 * (settings.num_classes - 1)
 
 
+def test_both_roi_heads_see_the_same_number_of_proposals():
+    # The shared post-NMS top-n reaches both RPNs, and with the default RPN NMS threshold (1.0)
+    # nothing is suppressed: both RoI heads get exactly that many proposals per image.
+    torch.set_num_threads(1)
+    settings = tiny_settings()
+    batch = common.make_batch(settings)
+    ours = inference.our_predict("faster_rcnn", settings, batch)
+    theirs = inference.torchvision_predict("faster_rcnn", settings, batch)
+    seen = {}
+    ours.model.roi_heads.box.feature_extractor.register_forward_hook(
+        lambda module, args, out: seen.__setitem__("ours", out.shape[0])
+    )
+    theirs.model.roi_heads.box_head.register_forward_hook(
+        lambda module, args, out: seen.__setitem__("torchvision", out.shape[0])
+    )
+    ours()
+    theirs()
+    assert seen == {"ours": settings.rpn_post_nms_top_n_test, "torchvision": settings.rpn_post_nms_top_n_test}
+
+
 def test_synthetic_targets_agree_between_formats():
     settings = tiny_settings(batch=2)
     batch = common.make_batch(settings)
@@ -189,6 +209,7 @@ def test_cpu_peak_memory_counts_a_known_allocation():
         (dict(image_size=32), "image_size"),
         (dict(iters=0), "iters"),
         (dict(warmup=-1), "warmup"),
+        (dict(rpn_nms_thresh=0.0), "rpn_nms_thresh"),
     ],
 )
 def test_bad_settings_name_the_culprit(changes, culprit):
