@@ -9,6 +9,16 @@ from maskrcnn_benchmark.data.datasets.evaluation import evaluate
 from maskrcnn_benchmark.utils.comm import all_gather, get_world_size, is_main_process, synchronize
 from maskrcnn_benchmark.utils.timer import Timer, get_time_str
 
+ONE_STAGE_SWITCHES = ("RETINANET_ON", "FCOS_ON", "ATSS_ON", "PAA_ON")
+
+
+def evaluation_kinds(cfg):
+    """(iou_types, box_only) for a config; box_only evaluates region proposals (an RPN-only
+    two-stage model), while one-stage detectors, which also set RPN_ONLY, give class boxes."""
+    iou_types = ("bbox",) + (("segm",) if cfg.MODEL.MASK_ON else ())
+    one_stage = any(getattr(cfg.MODEL, switch, False) for switch in ONE_STAGE_SWITCHES)
+    return iou_types, bool(cfg.MODEL.RPN_ONLY and not one_stage)
+
 
 def compute_on_dataset(model, data_loader, device, bbox_aug=False, timer=None):
     """``{dataset index: BoxList on the CPU}`` for the images this process sees."""

@@ -18,7 +18,7 @@ from maskrcnn_benchmark.utils.checkpoint import capture_rng_state, restore_rng_s
 from maskrcnn_benchmark.utils.comm import all_gather, get_rank, get_world_size, is_main_process, reduce_dict, synchronize
 from maskrcnn_benchmark.utils.metric_logger import MetricLogger
 
-from .inference import inference
+from .inference import evaluation_kinds, inference
 
 AUTOCAST_DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -109,10 +109,9 @@ def _sampling_free_grad_norms(model):
 
 def _evaluate_periodically(cfg, model, data_loader_val, device, iteration, sink, logger):
     logger.info("Evaluating at iteration %d", iteration)
-    iou_types = ("bbox",) + (("segm",) if cfg.MODEL.MASK_ON else ())
+    iou_types, box_only = evaluation_kinds(cfg)
     result = inference(model, data_loader_val, dataset_name=cfg.DATASETS.TEST[0], iou_types=iou_types,
-                       box_only=cfg.MODEL.RPN_ONLY and not cfg.MODEL.RETINANET_ON, device=device,
-                       output_folder=None)
+                       box_only=box_only, device=device, output_folder=None)
     synchronize()
     model.train()
     if result is None:

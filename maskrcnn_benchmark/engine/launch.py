@@ -1,0 +1,92 @@
+"""What tools/train_net.py and tools/test_net.py share: command line, process group, config,
+logging, seeding and the final evaluation on every DATASETS.TEST entry."""
+import argparse
+import os
+import random
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from maskrcnn_benchmark.config import cfg as default_cfg
+from maskrcnn_benchmark.data import make_data_loader
+from maskrcnn_benchmark.utils.collect_env import collect_env_info
+from maskrcnn_benchmark.utils.comm import get_rank, get_world_size, synchronize
+from maskrcnn_benchmark.utils.logger import setup_logger
+from maskrcnn_benchmark.utils.miscellaneous import mkdir
+
+from .inference import evaluation_kinds, inference
+
+def make_parser(description):
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--config-file", default="", metavar="FILE", help="path to the yaml config")
+    # torchrun passes the local rank through LOCAL_RANK; torch.distributed.launch used the flag
+    parser.add_argument("--local-rank", "--local_rank", dest="local_rank", type=int,
+                        default=int(os.environ.get("LOCAL_RANK", 0)))
+    parser.add_argument("opts", nargs=argparse.REMAINDER, default=[],
+                        help="config overrides as KEY VALUE pairs, e.g. SOLVER.MAX_ITER 100")
+    return parser
+
+
+def load_config(config_file, opts):
+    """A frozen copy of the defaults merged with ``config_file`` and the KEY VALUE ``opts``."""
+    cfg = default_cfg.clone()
+    if config_file:
+        cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts))
+    cfg.freeze()
+    return cfg
+
+
+def init_distributed(cfg, local_rank):
+    """Join the process group torchrun describes (WORLD_SIZE > 1): NCCL on GPUs, gloo on CPU.
+    Returns whether the run is distributed."""
+    world_size = int(os.environ.get("WORLD_SIZE", 1))
+    if world_size <= 1:
+        return False
+    use_cuda = torch.device(cfg.MODEL.DEVICE).type == "cuda"
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group(backend="nccl" if use_cuda else "gloo", init_method="env://")
+    synchronize()
+    return True
+
+
+def seed_everything(seed):
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def setup_run(cfg, args, name):
+    """Create OUTPUT_DIR, the logger (console + OUTPUT_DIR/log.txt on rank 0) and log the setup."""
+    if cfg.OUTPUT_DIR:
+        mkdir(cfg.OUTPUT_DIR)
+    logger = setup_logger("maskrcnn_benchmark", cfg.OUTPUT_DIR, get_rank())
+    logger.info("%s: using %d process(es)", name, get_world_size())
+    logger.info(args)
+    logger.info("Collecting env info (might take some time)\n%s", collect_env_info())
+    if args.config_file:
+        with open(args.config_file) as handle:
+            logger.info("Loaded configuration file %s:\n%s", args.config_file, handle.read())
+    logger.info("Running with config:\n%s", cfg)
+    return logger
+
+
+def run_test(cfg, model, distributed):
+    """Evaluate ``model`` on every DATASETS.TEST entry; results of the main process (a list)."""
+    model = getattr(model, "module", model)
+    iou_types, box_only = evaluation_kinds(cfg)
+    names = list(cfg.DATASETS.TEST)
+    loaders = make_data_loader(cfg, is_train=False, is_distributed=distributed)
+    results = []
+    for name, loader in zip(names, loaders):
+        output_folder = os.path.join(cfg.OUTPUT_DIR, "inference", name) if cfg.OUTPUT_DIR else None
+        results.append(inference(
+            model, loader, dataset_name=name, iou_types=iou_types, box_only=box_only,
+            bbox_aug=cfg.TEST.BBOX_AUG.ENABLED, device=cfg.MODEL.DEVICE,
+            expected_results=cfg.TEST.EXPECTED_RESULTS,
+            expected_results_sigma_tol=cfg.TEST.EXPECTED_RESULTS_SIGMA_TOL, output_folder=output_folder,
+        ))
+        synchronize()
+    return results
