@@ -80,6 +80,7 @@ def inference(model, data_loader, dataset_name, iou_types=("bbox",), box_only=Fa
     predictions = _accumulate_predictions_from_multiple_gpus(predictions)
     if not is_main_process():
         return None
+    logger.info("Gathered predictions for %d images from %d process(es)", len(predictions), num_devices)
     if output_folder:
         os.makedirs(output_folder, exist_ok=True)
         torch.save(predictions, os.path.join(output_folder, "predictions.pth"))
