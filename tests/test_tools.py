@@ -91,10 +91,11 @@ def test_plot_metrics_panels_and_png(tmp_path):
         plot_metrics.load_metrics(str(tmp_path / "bad.json"))
 
 
-# measured on 2 shared CPU cores: RetinaNet R-18 GN shapes, 150 iterations of 8 images
-# (~75 s): shapes_val bbox AP 0.141, AP50 0.305 (300 iterations: AP 0.197)
+# measured on 2 shared CPU cores: RetinaNet R-18 GN shapes, 150 iterations of 8 images, lr step
+# at 120 (~2.5 min with evaluation): shapes_val bbox AP 0.120. The floor leaves room for
+# thread-count / platform differences in floating-point results.
 E2E_ITERATIONS = 150
-E2E_AP_FLOOR = 0.10
+E2E_AP_FLOOR = 0.08
 
 
 @pytest.mark.slow
