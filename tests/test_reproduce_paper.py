@@ -1,0 +1,60 @@
+"""The small-scale reproduction runner: which runs it makes and what it applies to each."""
+import importlib.util
+import os
+
+import pytest
+
+from maskrcnn_benchmark.config import cfg
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location("reproduce_paper", os.path.join(ROOT, "tools", "reproduce_paper.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+tool = _load_tool()
+
+
+def test_runs_cover_the_paper_tables_with_existing_files():
+    runs = tool.ablation_runs(["I", "IIa", "IIb", "IIc"])
+    assert [r[0] for r in runs].count("I") == 16
+    assert [r[0] for r in runs].count("IIa") == 6
+    assert [r[0] for r in runs].count("IIb") == 6
+    assert [r[0] for r in runs].count("IIc") == 8
+    for _, _, _, base, ablation in runs:
+        assert os.path.exists(os.path.join(ROOT, base)), base
+        assert os.path.exists(os.path.join(ROOT, ablation)), ablation
+
+
+@pytest.mark.parametrize("run", tool.ablation_runs(["I", "IIa", "IIb", "IIc"]), ids=lambda r: r[1])
+def test_overrides_apply_exactly_the_ablation_switches_onto_the_shapes_config(run):
+    _, name, _, base, ablation = run
+    shapes = cfg.clone()
+    shapes.merge_from_file(os.path.join(ROOT, base))
+    merged = shapes.clone()
+    merged.merge_from_list(tool.own_overrides(ablation))
+    # the dataset, backbone and schedule stay the shapes ones
+    assert merged.DATASETS.TRAIN == ("shapes_train",)
+    assert merged.MODEL.BACKBONE.CONV_BODY == shapes.MODEL.BACKBONE.CONV_BODY
+    # and the switches equal those of the full COCO ablation file
+    coco = cfg.clone()
+    coco.merge_from_file(os.path.join(ROOT, ablation))
+    assert merged.MODEL.SAMPLING_FREE == coco.MODEL.SAMPLING_FREE
+    if name.startswith("retinanet"):
+        assert merged.MODEL.RETINANET.PRIOR_PROB == coco.MODEL.RETINANET.PRIOR_PROB
+
+
+def test_table_one_report_marks_divergence_and_ap():
+    runs = tool.ablation_runs(["I"])[:2]
+    results = [
+        {"table": "I", "name": runs[0][1], "seconds": 3.0, "ap": None, "diverged_at": 16, "history": []},
+        {"table": "I", "name": runs[1][1], "seconds": 4.0, "ap": 0.4215, "diverged_at": None, "history": []},
+    ]
+    report = tool.markdown_report(results, runs, iters=10, total_seconds=7.0)
+    first_row = next(line for line in report.splitlines() if line.startswith("| pi = 1e-2"))
+    assert first_row.split("|")[2].strip() == "n/a (diverged at iter 16)"
+    assert first_row.split("|")[3].strip() == "42.1"
