@@ -215,3 +215,38 @@ def test_inference_gathers_every_image_in_order(tmp_path, monkeypatch):
     assert (tmp_path / "predictions.pth").exists()
     with pytest.raises(NotImplementedError, match="BBOX_AUG"):
         inference(model, loader, "squares", bbox_aug=True, device="cpu")
+
+
+class _FakeResults(object):
+    def __init__(self, ap):
+        self.ap = ap
+
+    def as_dict(self):
+        return {"bbox/AP": self.ap}
+
+
+def test_periodic_evaluation_every_test_period(tmp_path, monkeypatch):
+    import maskrcnn_benchmark.engine.inference as inference_module
+
+    calls = []
+
+    def fake_evaluate(dataset, predictions, output_folder, **kwargs):
+        calls.append(len(predictions))
+        return _FakeResults(0.1 * len(calls)), []
+
+    monkeypatch.setattr(inference_module, "evaluate", fake_evaluate)
+    cfg = _cfg(tmp_path, max_iter=6, checkpoint_period=0)
+    cfg.merge_from_list(["DATASETS.TEST", ("squares",)])
+    model = _ToyDetector()
+    optimizer = make_optimizer(cfg, model)
+    scheduler = make_lr_scheduler(cfg, optimizer)
+    checkpointer = Checkpointer(model, optimizer, scheduler, str(tmp_path), save_to_disk=True)
+    val_loader = DataLoader(_SquaresDataset(size=5), batch_size=2, collate_fn=BatchCollator(0))
+    _seed_everything(0)
+    do_train(cfg, model, _loader(cfg), val_loader, optimizer, scheduler, checkpointer, torch.device("cpu"),
+             0, 3, {"iteration": 0})
+    assert calls == [5, 5]  # at iterations 3 and 6, every validation image
+    assert model.training
+    records = [json.loads(line) for line in (tmp_path / "metrics.json").read_text().splitlines()]
+    evaluations = [(r["iteration"], r["val/bbox/AP"]) for r in records if "val/bbox/AP" in r]
+    assert evaluations == [(3, pytest.approx(0.1)), (6, pytest.approx(0.2))]
