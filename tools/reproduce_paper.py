@@ -117,10 +117,9 @@ def final_ap(output_dir):
         path = os.path.join(inference, dataset, "metrics.json")
         if os.path.exists(path):
             with open(path) as handle:
-                metrics = json.load(handle)
-            for key in ("bbox/AP", "AP"):
-                if key in metrics:
-                    return float(metrics[key])
+                bbox = json.load(handle).get("results", {}).get("bbox", {})
+            if "AP" in bbox:
+                return float(bbox["AP"])
     return None
 
 
@@ -254,7 +253,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tables", nargs="+", default=["I", "IIa", "IIc"],
                         choices=["I", "IIa", "IIb", "IIc"])
-    parser.add_argument("--iters", type=int, default=200, help="training iterations per run")
+    parser.add_argument("--iters", type=int, default=120, help="training iterations per run")
     parser.add_argument("--out", default="output/reproduction")
     parser.add_argument("--only", nargs="*", help="run only these run names")
     parser.add_argument("--dry-run", action="store_true", help="print the runs and their overrides")
