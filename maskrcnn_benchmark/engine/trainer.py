@@ -187,7 +187,7 @@ def do_train(cfg, model, data_loader, data_loader_val, optimizer, scheduler, che
 
         if iteration % log_period == 0 or iteration == max_iter:
             eta_seconds = meters.time.global_avg * (max_iter - iteration)
-            lr = optimizer.param_groups[0]["lr"]
+            lr = _base_lr(optimizer)
             memory = peak_memory_mb(device)
             logger.info(meters.delimiter.join([
                 f"eta: {datetime.timedelta(seconds=int(eta_seconds))}",
@@ -213,6 +213,14 @@ def do_train(cfg, model, data_loader, data_loader_val, optimizer, scheduler, che
     done = max(max_iter - start_iter, 1)
     logger.info("Total training time: %s (%.4f s / it)",
                 datetime.timedelta(seconds=int(total_training_time)), total_training_time / done)
+
+
+def _base_lr(optimizer):
+    """The schedule's learning rate: that of a weight group (bias groups run at a multiple of it)."""
+    for group in optimizer.param_groups:
+        if not group.get("name", "").endswith("bias"):
+            return group["lr"]
+    return optimizer.param_groups[0]["lr"]
 
 
 def _save(checkpointer, name, arguments):
