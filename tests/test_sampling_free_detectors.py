@@ -201,7 +201,7 @@ def test_cls_loss_switch_changes_only_the_classification_loss(detector, shapes_t
 
 # ---- SAMPLER: biased sampler -> every valid sample --------------------------------------------
 
-def reference_rpn_labels(anchors, target, image_size, fg_threshold=0.7, bg_threshold=0.3):
+def reference_rpn_labels(anchors, target, image_size, fg_threshold=0.7, bg_threshold=0.3, drop_straddling=True):
     """Objectness labels (1 / 0 / -1) by the matching rule, from torchvision's IoU: IoU >= 0.7 or
     the best anchor of a box is foreground, IoU < 0.3 background, anchors leaving the image ignored."""
     iou = box_iou(target.bbox, anchors)
@@ -211,6 +211,8 @@ def reference_rpn_labels(anchors, target, image_size, fg_threshold=0.7, bg_thres
     negative = (best_iou < bg_threshold) & ~positive
     height, width = image_size
     inside = (anchors[:, 0] >= 0) & (anchors[:, 1] >= 0) & (anchors[:, 2] < width) & (anchors[:, 3] < height)
+    if not drop_straddling:
+        inside = torch.ones_like(inside)
     labels = torch.full((anchors.shape[0],), -1, dtype=torch.int64)
     labels[negative & inside] = 0
     labels[positive & inside] = 1
@@ -350,6 +352,25 @@ def test_optimal_bias_counts_match_torchvision_iou_for_the_rpn(shapes_train, tmp
     reference = reference_rpn_labels(anchors, target, image_list.image_sizes[0])
     counts = model.rpn.count_samples([target], [image_list.image_sizes[0]])
     assert counts.tolist() == [int((reference >= 0).sum()), int((reference == 1).sum())]
+
+
+def test_optimal_bias_counts_match_torchvision_iou_for_retinanet(shapes_train):
+    """RetinaNet's N (valid anchors x classes: IoU >= 0.5, < 0.4 or best of a box; border-crossing
+    anchors kept) and N^f (positive anchors), recounted with torchvision's IoU."""
+    model = build(load_cfg("retinanet"))
+    retina_cfg = model.rpn.cfg.MODEL.RETINANET
+    counts = torch.zeros(2, dtype=torch.float64)
+    expected = [0, 0]
+    for idx in (0, 1, 2):
+        _, target, _ = shapes_train[idx]
+        size = (target.size[1], target.size[0])
+        counts += model.rpn.count_samples([target], [size])
+        reference = reference_rpn_labels(model.rpn.anchors_for_image_size(size).bbox, target, size,
+                                         retina_cfg.FG_IOU_THRESHOLD, retina_cfg.BG_IOU_THRESHOLD,
+                                         drop_straddling=False)
+        expected[0] += int((reference >= 0).sum()) * NUM_FOREGROUND_CLASSES
+        expected[1] += int((reference == 1).sum())
+    assert counts.tolist() == expected
 
 
 # ---- GUIDED: guided ----------------------------------------------------------------------------
