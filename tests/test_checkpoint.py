@@ -187,3 +187,15 @@ def test_catalog_names_resolve_and_unknown_names_are_named():
     assert ModelCatalog.get("ImageNetPretrained/FAIR/20171220/X-101-32x8d").endswith("X-101-32x8d.pkl")
     with pytest.raises(KeyError, match="MSRA/R-999"):
         DetectronCheckpointer(global_cfg, _model(0)).load("catalog://ImageNetPretrained/MSRA/R-999", use_latest=False)
+
+
+def test_every_catalog_weight_named_by_a_config_resolves():
+    import glob
+    import re as regex
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    names = set()
+    for path in glob.glob(os.path.join(root, "configs", "**", "*.yaml"), recursive=True):
+        names.update(regex.findall(r"catalog://([^\"'\s]+)", open(path).read()))
+    for name in names:
+        assert ModelCatalog.get(name).startswith("https://dl.fbaipublicfiles.com/detectron/"), name

@@ -5,6 +5,7 @@
 #
 #   tools/quickstart.sh                       # defaults below
 #   ITERS=1000 OUTPUT_DIR=output/qs2 tools/quickstart.sh
+#   SKIP_SETUP=1 tools/quickstart.sh          # environment already set up
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +16,9 @@ export MASKRCNN_DATA_DIR=${MASKRCNN_DATA_DIR:-datasets}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 PY=.venv/bin/python
 
-bash tools/setup_env.sh
+if [ "${SKIP_SETUP:-0}" != "1" ]; then
+  bash tools/setup_env.sh
+fi
 
 echo "== generating the shapes dataset under $MASKRCNN_DATA_DIR/shapes"
 $PY -c "
