@@ -24,4 +24,4 @@ else
 fi
 export MAX_JOBS=${MAX_JOBS:-2}
 .venv/bin/python setup.py build_ext --inplace >/tmp/mrcnn_build.log 2>&1 || { tail -50 /tmp/mrcnn_build.log; exit 1; }
-.venv/bin/python -c "import maskrcnn_benchmark._C; print('setup_env: maskrcnn_benchmark._C built')"
+.venv/bin/python -c "import torch, maskrcnn_benchmark._C; print('setup_env: maskrcnn_benchmark._C built')"
