@@ -1,25 +1,22 @@
-"""ATSS / PAA inference: per level, class probabilities above ``INFERENCE_TH`` (at most
-``PRE_NMS_TOP_N``), ranked by sqrt(class probability x quality probability) where the quality is the
-centre-ness (ATSS) or the predicted IoU (PAA); decoded boxes, then class-wise NMS over all levels
-and the ``TEST.DETECTIONS_PER_IMG`` best boxes of each image."""
+"""ATSS / PAA inference: the one-stage pipeline (``rpn/one_stage_inference.py``) ranking anchors by
+sqrt(class probability x quality probability), where the quality is the centre-ness (ATSS) or the
+predicted IoU (PAA), and decoding them with the box coder."""
 import torch
-from torch import nn
 
+from maskrcnn_benchmark.modeling.rpn.one_stage_inference import (
+    OneStagePostProcessor,
+    candidates_above_threshold,
+    detections_boxlist,
+    join_levels,
+    keep_top_candidates,
+)
 from maskrcnn_benchmark.modeling.rpn.utils import permute_and_flatten
-from maskrcnn_benchmark.structures.bounding_box import BoxList
-from maskrcnn_benchmark.structures.boxlist_ops import boxlist_ml_nms, cat_boxlist, remove_small_boxes
 
 
-class ATSSPostProcessor(nn.Module):
+class ATSSPostProcessor(OneStagePostProcessor):
     def __init__(self, pre_nms_thresh, pre_nms_top_n, nms_thresh, fpn_post_nms_top_n, min_size,
                  num_classes, box_coder):
-        super().__init__()
-        self.pre_nms_thresh = pre_nms_thresh
-        self.pre_nms_top_n = pre_nms_top_n
-        self.nms_thresh = nms_thresh
-        self.fpn_post_nms_top_n = fpn_post_nms_top_n
-        self.min_size = min_size
-        self.num_classes = num_classes
+        super().__init__(pre_nms_thresh, pre_nms_top_n, nms_thresh, fpn_post_nms_top_n, min_size, num_classes)
         self.box_coder = box_coder
 
     def forward_for_single_feature_map(self, anchors, box_cls, box_regression, quality):
@@ -33,18 +30,11 @@ class ATSSPostProcessor(nn.Module):
 
         results = []
         for probs, image_deltas, image_quality, image_anchors in zip(class_probs, deltas, quality_probs, anchors):
-            anchor_idx, class_idx = (probs > self.pre_nms_thresh).nonzero(as_tuple=True)
-            scores = torch.sqrt(probs[anchor_idx, class_idx] * image_quality[anchor_idx])
-            top_n = min(self.pre_nms_top_n, scores.numel())
-            scores, top = scores.topk(top_n, sorted=False)
-            anchor_idx, class_idx = anchor_idx[top], class_idx[top]
-
+            anchor_idx, class_idx, candidate_probs = candidates_above_threshold(probs, self.pre_nms_thresh)
+            scores = torch.sqrt(candidate_probs * image_quality[anchor_idx])
+            scores, anchor_idx, class_idx = keep_top_candidates(scores, self.pre_nms_top_n, anchor_idx, class_idx)
             boxes = self.box_coder.decode(image_deltas[anchor_idx], image_anchors.bbox[anchor_idx])
-            boxlist = BoxList(boxes, image_anchors.size, mode="xyxy")
-            boxlist.add_field("labels", class_idx + 1)
-            boxlist.add_field("scores", scores)
-            boxlist = boxlist.clip_to_image(remove_empty=False)
-            results.append(remove_small_boxes(boxlist, self.min_size))
+            results.append(detections_boxlist(boxes, image_anchors.size, class_idx, scores, self.min_size))
         return results
 
     def forward(self, anchors, box_cls, box_regression, quality):
@@ -54,11 +44,7 @@ class ATSSPostProcessor(nn.Module):
             self.forward_for_single_feature_map(level_anchors, cls, reg, qual)
             for level_anchors, cls, reg, qual in zip(anchors_per_level, box_cls, box_regression, quality)
         ]
-        per_image = [cat_boxlist(list(levels)) for levels in zip(*per_level)]
-        return self.select_over_all_levels(per_image)
-
-    def select_over_all_levels(self, boxlists):
-        return [boxlist_ml_nms(b, self.nms_thresh, max_proposals=self.fpn_post_nms_top_n) for b in boxlists]
+        return self.select_over_all_levels(join_levels(per_level))
 
 
 def make_atss_postprocessor(config, box_coder, head_cfg=None, processor_class=ATSSPostProcessor, **extra):

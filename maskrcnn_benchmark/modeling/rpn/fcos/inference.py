@@ -1,8 +1,9 @@
-"""FCOS inference.
+"""FCOS inference: the one-stage pipeline (``rpn/one_stage_inference.py``) over points.
 
 Per level: points whose class probability exceeds INFERENCE_TH are candidates; the PRE_NMS_TOP_N
-best by (class probability x centerness) are decoded into boxes. Over all levels: class-wise NMS
-(NMS_TH) and the TEST.DETECTIONS_PER_IMG best boxes.
+best by (class probability x centerness) are decoded into boxes from their (left, top, right,
+bottom) distances. Over all levels: class-wise NMS (NMS_TH) and the TEST.DETECTIONS_PER_IMG best
+boxes.
 
 The reported score is class probability x centerness. ``sqrt_score=True`` reports its square root
 instead, as later public FCOS versions do; the transform is monotonic, so rankings and therefore
@@ -11,21 +12,19 @@ COCO AP are unchanged, only the score scale (and any fixed threshold applied to 
 import torch
 
 from maskrcnn_benchmark.modeling.rpn.fcos.loss import flatten_level
-from maskrcnn_benchmark.modeling.rpn.retinanet.inference import keep_top_detections
-from maskrcnn_benchmark.structures.bounding_box import BoxList
-from maskrcnn_benchmark.structures.boxlist_ops import cat_boxlist, remove_small_boxes
+from maskrcnn_benchmark.modeling.rpn.one_stage_inference import (
+    OneStagePostProcessor,
+    candidates_above_threshold,
+    detections_boxlist,
+    join_levels,
+    keep_top_candidates,
+)
 
 
-class FCOSPostProcessor(torch.nn.Module):
+class FCOSPostProcessor(OneStagePostProcessor):
     def __init__(self, pre_nms_thresh, pre_nms_top_n, nms_thresh, fpn_post_nms_top_n, min_size,
                  num_classes, sqrt_score=False):
-        super().__init__()
-        self.pre_nms_thresh = pre_nms_thresh
-        self.pre_nms_top_n = pre_nms_top_n
-        self.nms_thresh = nms_thresh
-        self.fpn_post_nms_top_n = fpn_post_nms_top_n
-        self.min_size = min_size
-        self.num_classes = num_classes
+        super().__init__(pre_nms_thresh, pre_nms_top_n, nms_thresh, fpn_post_nms_top_n, min_size, num_classes)
         self.sqrt_score = sqrt_score
 
     def forward_for_single_feature_map(self, locations, box_cls, box_regression, centerness, image_sizes):
@@ -36,19 +35,13 @@ class FCOSPostProcessor(torch.nn.Module):
 
         results = []
         for prob, dist, ctr, (height, width) in zip(class_prob, distances, center_prob, image_sizes):
-            point_idx, class_idx = (prob > self.pre_nms_thresh).nonzero(as_tuple=True)
-            scores = prob[point_idx, class_idx] * ctr[point_idx]
-            top_n = min(self.pre_nms_top_n, scores.numel())
-            scores, top = scores.topk(top_n, sorted=False)
-            point_idx, class_idx = point_idx[top], class_idx[top]
-
+            point_idx, class_idx, candidate_prob = candidates_above_threshold(prob, self.pre_nms_thresh)
+            scores = candidate_prob * ctr[point_idx]
+            scores, point_idx, class_idx = keep_top_candidates(scores, self.pre_nms_top_n, point_idx, class_idx)
             points, ltrb = locations[point_idx], dist[point_idx]
             boxes = torch.cat((points - ltrb[:, :2], points + ltrb[:, 2:]), dim=1)
-            boxlist = BoxList(boxes, (int(width), int(height)), mode="xyxy")
-            boxlist.add_field("labels", class_idx + 1)
-            boxlist.add_field("scores", scores.sqrt() if self.sqrt_score else scores)
-            boxlist = boxlist.clip_to_image(remove_empty=False)
-            results.append(remove_small_boxes(boxlist, self.min_size))
+            scores = scores.sqrt() if self.sqrt_score else scores
+            results.append(detections_boxlist(boxes, (int(width), int(height)), class_idx, scores, self.min_size))
         return results
 
     def forward(self, locations, box_cls, box_regression, centerness, image_sizes):
@@ -57,11 +50,7 @@ class FCOSPostProcessor(torch.nn.Module):
             self.forward_for_single_feature_map(l, c, r, ctr, image_sizes)
             for l, c, r, ctr in zip(locations, box_cls, box_regression, centerness)
         ]
-        per_image = [cat_boxlist(list(levels)) for levels in zip(*per_level)]
-        return self.select_over_all_levels(per_image)
-
-    def select_over_all_levels(self, boxlists):
-        return [keep_top_detections(b, self.nms_thresh, self.fpn_post_nms_top_n) for b in boxlists]
+        return self.select_over_all_levels(join_levels(per_level))
 
 
 def make_fcos_postprocessor(config):

@@ -9,7 +9,7 @@ import torch
 from torchvision.ops import box_iou
 
 from maskrcnn_benchmark.modeling.rpn.atss.inference import ATSSPostProcessor, make_atss_postprocessor
-from maskrcnn_benchmark.structures.boxlist_ops import boxlist_ml_nms
+from maskrcnn_benchmark.modeling.rpn.one_stage_inference import keep_top_detections
 
 VOTING_SIGMA = 0.025
 
@@ -36,7 +36,7 @@ class PAAPostProcessor(ATSSPostProcessor):
     def select_over_all_levels(self, boxlists):
         results = []
         for candidates in boxlists:
-            kept = boxlist_ml_nms(candidates, self.nms_thresh, max_proposals=self.fpn_post_nms_top_n)
+            kept = keep_top_detections(candidates, self.nms_thresh, self.fpn_post_nms_top_n)
             results.append(score_voting(kept, candidates) if self.score_voting else kept)
         return results
 

@@ -1,17 +1,20 @@
-"""RetinaNet inference: per-level score threshold and top-k, box decoding, class-wise NMS."""
+"""RetinaNet inference: the one-stage pipeline (``rpn/one_stage_inference.py``) ranking anchors by
+their sigmoid class probability and decoding them with the box coder."""
 from maskrcnn_benchmark.modeling.box_coder import BoxCoder
 from maskrcnn_benchmark.modeling.rpn.inference import RPNPostProcessor
+from maskrcnn_benchmark.modeling.rpn.one_stage_inference import (
+    candidates_above_threshold,
+    detections_boxlist,
+    join_levels,
+    keep_top_candidates,
+    keep_top_detections,
+)
 from maskrcnn_benchmark.modeling.rpn.utils import permute_and_flatten
-from maskrcnn_benchmark.structures.bounding_box import BoxList
-from maskrcnn_benchmark.structures.boxlist_ops import boxlist_ml_nms, cat_boxlist, remove_small_boxes
-
-
-def keep_top_detections(boxlist, nms_thresh, max_detections):
-    """Class-wise NMS, then the ``max_detections`` highest-scoring boxes of the image."""
-    return boxlist_ml_nms(boxlist, nms_thresh, max_proposals=max_detections)
 
 
 class RetinaNetPostProcessor(RPNPostProcessor):
+    # An RPNPostProcessor by maskrcnn-benchmark's public surface; it shares the one-stage pipeline's
+    # functions rather than its base class.
     def __init__(self, pre_nms_thresh, pre_nms_top_n, nms_thresh, fpn_post_nms_top_n, min_size,
                  num_classes, box_coder=None):
         if box_coder is None:
@@ -30,24 +33,16 @@ class RetinaNetPostProcessor(RPNPostProcessor):
         N, _, H, W = box_cls.shape
         A = box_regression.size(1) // 4
         C = box_cls.size(1) // A
-        scores_all = permute_and_flatten(box_cls, N, A, C, H, W).sigmoid()
+        class_probs = permute_and_flatten(box_cls, N, A, C, H, W).sigmoid()
         deltas_all = permute_and_flatten(box_regression, N, A, 4, H, W)
 
         results = []
-        for scores, deltas, anchors_per_image in zip(scores_all, deltas_all, anchors):
-            candidates = scores > self.pre_nms_thresh
-            anchor_idx, class_idx = candidates.nonzero(as_tuple=True)
-            candidate_scores = scores[anchor_idx, class_idx]
-            top_n = min(self.pre_nms_top_n, candidate_scores.numel())
-            candidate_scores, top = candidate_scores.topk(top_n, sorted=False)
-            anchor_idx, class_idx = anchor_idx[top], class_idx[top]
-
+        for probs, deltas, anchors_per_image in zip(class_probs, deltas_all, anchors):
+            # The score is the class probability itself.
+            anchor_idx, class_idx, scores = candidates_above_threshold(probs, self.pre_nms_thresh)
+            scores, anchor_idx, class_idx = keep_top_candidates(scores, self.pre_nms_top_n, anchor_idx, class_idx)
             boxes = self.box_coder.decode(deltas[anchor_idx], anchors_per_image.bbox[anchor_idx])
-            boxlist = BoxList(boxes, anchors_per_image.size, mode="xyxy")
-            boxlist.add_field("labels", class_idx + 1)
-            boxlist.add_field("scores", candidate_scores)
-            boxlist = boxlist.clip_to_image(remove_empty=False)
-            results.append(remove_small_boxes(boxlist, self.min_size))
+            results.append(detections_boxlist(boxes, anchors_per_image.size, class_idx, scores, self.min_size))
         return results
 
     def forward(self, anchors, box_cls, box_regression, targets=None):
@@ -57,8 +52,7 @@ class RetinaNetPostProcessor(RPNPostProcessor):
             self.forward_for_single_feature_map(a, c, r)
             for a, c, r in zip(anchors_per_level, box_cls, box_regression)
         ]
-        per_image = [cat_boxlist(list(levels)) for levels in zip(*per_level)]
-        return self.select_over_all_levels(per_image)
+        return self.select_over_all_levels(join_levels(per_level))
 
     def select_over_all_levels(self, boxlists):
         return [keep_top_detections(b, self.nms_thresh, self.fpn_post_nms_top_n) for b in boxlists]
