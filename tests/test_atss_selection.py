@@ -1,6 +1,4 @@
 """ATSS adaptive training sample selection and the overlap losses, on hand-built anchors."""
-import itertools
-
 import pytest
 import torch
 from torchvision.ops import box_iou, generalized_box_iou
@@ -8,14 +6,7 @@ from torchvision.ops import box_iou, generalized_box_iou
 from maskrcnn_benchmark.modeling.rpn.atss.box_overlap import aligned_iou_and_giou, box_overlap_loss
 from maskrcnn_benchmark.modeling.rpn.atss.selection import centerness_targets, select_atss_positives
 
-
-def square_grid(num_cells, stride, size):
-    """Square anchors of ``size`` centred at stride/2 + stride*i, row-major (y then x)."""
-    anchors = []
-    for row, col in itertools.product(range(num_cells), range(num_cells)):
-        cx, cy = stride / 2 + stride * col, stride / 2 + stride * row
-        anchors.append([cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2])
-    return torch.tensor(anchors)
+from helpers import square_grid
 
 
 def grid_index(row, col, num_cells=5):

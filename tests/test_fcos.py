@@ -16,8 +16,9 @@ from maskrcnn_benchmark.modeling.rpn.fcos.loss import (
     centerness_targets,
     iou_loss,
 )
-from maskrcnn_benchmark.structures.bounding_box import BoxList
 from maskrcnn_benchmark.structures.image_list import ImageList
+
+from helpers import fpn_features, target_boxlist
 
 NUM_CLASSES = 3
 STRIDES = (8, 16, 32, 64, 128)
@@ -36,21 +37,11 @@ def small_cfg(cls_loss="focal", guided="none", **fcos):
     return cfg
 
 
-def target(boxes, labels, size):
-    boxlist = BoxList(torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), size, mode="xyxy")
-    boxlist.add_field("labels", torch.tensor(labels, dtype=torch.int64))
-    return boxlist
-
-
-def features_for(height, width, channels=64, batch=1):
-    return [torch.randn(batch, channels, math.ceil(height / s), math.ceil(width / s)) for s in STRIDES]
-
-
 def test_points_per_level():
     assert locations_for_level(2, 3, 8).tolist() == [[4, 4], [12, 4], [20, 4], [4, 12], [12, 12], [20, 12]]
     module = build_fcos(small_cfg(), in_channels=64)
     # 100 x 150 pads to 128 x 160: 16x20 + 8x10 + 4x5 + 2x3 + 1x2 = 428 points, 3 classes each
-    counts = module.count_samples([target([], [], (150, 100))], [(100, 150)])
+    counts = module.count_samples([target_boxlist([], [], (150, 100))], [(100, 150)])
     assert counts.tolist() == [428 * NUM_CLASSES, 0]
     locations = locations_for_sizes([(16, 20), (8, 10)], (8, 16))
     assert [len(l) for l in locations] == [320, 80]
@@ -127,14 +118,14 @@ def test_losses_match_direct_formulas(cls_loss):
     torch.manual_seed(0)
     module = build_fcos(small_cfg(cls_loss=cls_loss), in_channels=64)
     cfg_divisibility = 32
-    features = features_for(cfg_divisibility, cfg_divisibility)
+    features = fpn_features(cfg_divisibility, cfg_divisibility, channels=64)
     locations = locations_for_sizes([tuple(f.shape[-2:]) for f in features], STRIDES)
     box_cls = [torch.randn(1, NUM_CLASSES, *f.shape[-2:]) for f in features]
     box_reg = [torch.rand(1, 4, *f.shape[-2:]) * 20 + 1 for f in features]
     centerness = [torch.randn(1, 1, *f.shape[-2:]) for f in features]
     boxes = [[2.0, 3.0, 20.0, 25.0]]
     loss_cls, loss_reg, loss_ctr = module.loss_evaluator(
-        locations, box_cls, box_reg, centerness, [target(boxes, [2], (32, 32))]
+        locations, box_cls, box_reg, centerness, [target_boxlist(boxes, [2], (32, 32))]
     )
 
     # The reference walks the points one by one: P3 points strictly inside the box are positives
@@ -179,9 +170,9 @@ def test_losses_match_direct_formulas(cls_loss):
 def test_training_without_boxes_is_finite(cls_loss):
     torch.manual_seed(0)
     module = build_fcos(small_cfg(cls_loss=cls_loss, guided="guided"), in_channels=64).train()
-    features = [f.requires_grad_() for f in features_for(64, 64, batch=2)]
+    features = [f.requires_grad_() for f in fpn_features(64, 64, channels=64, batch=2)]
     images = ImageList(torch.zeros(2, 3, 64, 64), [(64, 64), (60, 50)])
-    _, losses = module(images, features, [target([], [], (64, 64)), target([], [], (50, 60))])
+    _, losses = module(images, features, [target_boxlist([], [], (64, 64)), target_boxlist([], [], (50, 60))])
     assert {"loss_cls", "loss_reg", "loss_centerness"} <= set(losses)
     total = sum(v for k, v in losses.items() if k.startswith("loss"))
     assert torch.isfinite(total)
@@ -192,9 +183,9 @@ def test_training_without_boxes_is_finite(cls_loss):
 
 def test_default_scaler_is_baseline_and_guided_leaves_centerness_alone():
     torch.manual_seed(0)
-    features = features_for(64, 64)
+    features = fpn_features(64, 64, channels=64)
     images = ImageList(torch.zeros(1, 3, 64, 64), [(64, 64)])
-    targets = [target([[4.0, 6.0, 40.0, 44.0]], [1], (64, 64))]
+    targets = [target_boxlist([[4.0, 6.0, 40.0, 44.0]], [1], (64, 64))]
     torch.manual_seed(1)
     baseline = build_fcos(small_cfg(cls_loss="ce"), in_channels=64).train()
     locations = locations_for_sizes([tuple(f.shape[-2:]) for f in features], STRIDES)
@@ -217,7 +208,7 @@ def test_count_samples_and_optimal_bias_by_hand():
     # 64 x 64: 8x8 + 4x4 + 2x2 + 1x1 + 1x1 = 86 points. The 32 x 32 box [8, 40]^2 holds the P3 points
     # 12, 20, 28, 36 in x and y (16 positives, largest side <= 32 < 64); its single P4 point (24, 24)
     # has largest side 16, outside P4's range (64, 128].
-    counts = module.count_samples([target([[8.0, 8.0, 40.0, 40.0]], [1], (64, 64))], [(64, 64)])
+    counts = module.count_samples([target_boxlist([[8.0, 8.0, 40.0, 40.0]], [1], (64, 64))], [(64, 64)])
     assert counts.dtype == torch.float64
     assert counts.tolist() == [86 * NUM_CLASSES, 16]
     info = module.set_bias_from_counts(counts)
@@ -231,7 +222,7 @@ def test_head_outputs(norm_reg_targets, centerness_on_reg):
     torch.manual_seed(0)
     cfg = small_cfg(NORM_REG_TARGETS=norm_reg_targets, CENTERNESS_ON_REG=centerness_on_reg)
     head = build_fcos(cfg, in_channels=64).head
-    features = features_for(64, 96)
+    features = fpn_features(64, 96, channels=64)
     logits, regression, centerness = head(features)
     for f, c, r, ctr in zip(features, logits, regression, centerness):
         assert c.shape == (1, NUM_CLASSES) + f.shape[-2:]

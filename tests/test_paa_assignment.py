@@ -1,5 +1,4 @@
 """PAA's candidates and its two-Gaussian mixture split, on hand-built cases."""
-import itertools
 import math
 
 import pytest
@@ -8,14 +7,7 @@ import torch
 from maskrcnn_benchmark.modeling.rpn.paa.candidates import select_paa_candidates
 from maskrcnn_benchmark.modeling.rpn.paa.gaussian_mixture import fit_two_gaussians, split_by_mixture
 
-
-def square_grid(num_cells, stride, size):
-    anchors = []
-    for row, col in itertools.product(range(num_cells), range(num_cells)):
-        cx, cy = stride / 2 + stride * col, stride / 2 + stride * row
-        anchors.append([cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2])
-    return torch.tensor(anchors)
-
+from helpers import square_grid
 
 LOW = [0.10, 0.12, 0.15, 0.11]
 HIGH = [2.0, 2.2, 1.9, 2.1, 2.05]

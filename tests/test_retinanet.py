@@ -18,6 +18,8 @@ from maskrcnn_benchmark.modeling.rpn.retinanet.retinanet import build_retinanet
 from maskrcnn_benchmark.structures.bounding_box import BoxList
 from maskrcnn_benchmark.structures.image_list import ImageList
 
+from helpers import fpn_features, target_boxlist
+
 NUM_CLASSES = 4  # foreground classes
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -31,17 +33,6 @@ def small_cfg(cls_loss="focal", guided="none"):
     cfg.MODEL.SAMPLING_FREE.ONE_STAGE.GUIDED = guided
     cfg.DATALOADER.SIZE_DIVISIBILITY = 32
     return cfg
-
-
-def target(boxes, labels, size):
-    boxlist = BoxList(torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), size, mode="xyxy")
-    boxlist.add_field("labels", torch.tensor(labels, dtype=torch.int64))
-    return boxlist
-
-
-def features_for(height, width, channels=8, batch=1):
-    """Random P3-P7 maps with the sizes a backbone gives for a padded (height, width) image."""
-    return [torch.randn(batch, channels, math.ceil(height / s), math.ceil(width / s)) for s in (8, 16, 32, 64, 128)]
 
 
 # Hand-built anchors and one-level predictions (A = 1 anchor per location, 7 locations)
@@ -68,7 +59,7 @@ def test_anchor_counts_per_level_and_head_shapes():
     module = build_retinanet(cfg, in_channels=8).eval()
     # 100 x 150 pads to 128 x 160: levels of 16x20, 8x10, 4x5, 2x3, 1x2 cells, 9 anchors each
     expected = [9 * 16 * 20, 9 * 8 * 10, 9 * 4 * 5, 9 * 2 * 3, 9 * 1 * 2]
-    features = features_for(128, 160)
+    features = fpn_features(128, 160, channels=8)
     images = ImageList(torch.zeros(1, 3, 128, 160), [(100, 150)])
     anchors = module.anchor_generator(images, features)
     assert [len(a) for a in anchors[0]] == expected
@@ -90,7 +81,7 @@ def test_anchor_counts_per_level_and_head_shapes():
 def test_assignment_on_hand_built_anchors():
     evaluator = make_retinanet_loss_evaluator(small_cfg(), box_coder=build_retinanet(small_cfg(), 8).box_coder)
     labels, regression = evaluator.prepare_targets(
-        [hand_anchor_boxlist()], [target(HAND_BOXES, HAND_LABELS, (300, 300))]
+        [hand_anchor_boxlist()], [target_boxlist(HAND_BOXES, HAND_LABELS, (300, 300))]
     )
     assert labels[0].tolist() == EXPECTED_LABELS
     # the regression target of the anchor that equals its box is zero
@@ -99,7 +90,7 @@ def test_assignment_on_hand_built_anchors():
 
 def test_image_without_boxes_is_all_background():
     evaluator = make_retinanet_loss_evaluator(small_cfg(), box_coder=build_retinanet(small_cfg(), 8).box_coder)
-    labels, regression = evaluator.prepare_targets([hand_anchor_boxlist()], [target([], [], (300, 300))])
+    labels, regression = evaluator.prepare_targets([hand_anchor_boxlist()], [target_boxlist([], [], (300, 300))])
     assert labels[0].tolist() == [0] * len(HAND_ANCHORS)
     assert torch.isfinite(regression[0]).all()
 
@@ -127,7 +118,7 @@ def test_losses_match_direct_formulas(cls_loss):
     box_cls = torch.randn(1, NUM_CLASSES, 1, len(HAND_ANCHORS))
     box_reg = torch.randn(1, 4, 1, len(HAND_ANCHORS)) * 0.2
     cls_loss_value, reg_loss_value = evaluator(
-        [[hand_anchor_boxlist()]], [box_cls], [box_reg], [target(HAND_BOXES, HAND_LABELS, (300, 300))]
+        [[hand_anchor_boxlist()]], [box_cls], [box_reg], [target_boxlist(HAND_BOXES, HAND_LABELS, (300, 300))]
     )
 
     logits = box_cls[0, :, 0, :].t()  # [anchors, classes]
@@ -156,9 +147,9 @@ def test_losses_match_direct_formulas(cls_loss):
 def test_training_without_boxes_is_finite(cls_loss):
     torch.manual_seed(0)
     module = build_retinanet(small_cfg(cls_loss=cls_loss), in_channels=8).train()
-    features = [f.requires_grad_() for f in features_for(64, 64, batch=2)]
+    features = [f.requires_grad_() for f in fpn_features(64, 64, channels=8, batch=2)]
     images = ImageList(torch.zeros(2, 3, 64, 64), [(64, 64), (60, 50)])
-    targets = [target([], [], (64, 64)), target([], [], (50, 60))]
+    targets = [target_boxlist([], [], (64, 64)), target_boxlist([], [], (50, 60))]
     _, losses = module(images, features, targets)
     assert set(["loss_retina_cls", "loss_retina_reg"]) <= set(losses)
     total = sum(v for k, v in losses.items() if k.startswith("loss"))
@@ -169,9 +160,9 @@ def test_training_without_boxes_is_finite(cls_loss):
 
 def test_default_scaler_equals_baseline_and_guided_balances_losses():
     torch.manual_seed(0)
-    features = features_for(64, 64)
+    features = fpn_features(64, 64, channels=8)
     images = ImageList(torch.zeros(1, 3, 64, 64), [(64, 64)])
-    targets = [target([[4, 6, 40, 44]], [2], (64, 64))]
+    targets = [target_boxlist([[4, 6, 40, 44]], [2], (64, 64))]
 
     torch.manual_seed(1)
     baseline = build_retinanet(small_cfg(cls_loss="ce"), in_channels=8).train()
@@ -197,7 +188,7 @@ def test_count_samples_and_optimal_bias_against_torchvision_iou():
     module = build_retinanet(cfg, in_channels=8)
     # a 64 x 64 image: 8x8 + 4x4 + 2x2 + 1x1 + 1x1 = 86 locations, 774 anchors
     box = [[8.0, 8.0, 40.0, 40.0]]
-    counts = module.count_samples([target(box, [1], (64, 64))], [(64, 64)])
+    counts = module.count_samples([target_boxlist(box, [1], (64, 64))], [(64, 64)])
     assert counts.dtype == torch.float64
 
     anchors = module.anchors_for_image_size((64, 64)).bbox
@@ -218,7 +209,7 @@ def test_count_samples_and_optimal_bias_against_torchvision_iou():
 
 def test_count_samples_rejects_counts_without_foreground():
     module = build_retinanet(small_cfg(), in_channels=8)
-    counts = module.count_samples([target([], [], (64, 64))], [(64, 64)])
+    counts = module.count_samples([target_boxlist([], [], (64, 64))], [(64, 64)])
     assert counts[1].item() == 0
     with pytest.raises(ValueError, match="N\\^f=0"):
         module.set_bias_from_counts(counts)

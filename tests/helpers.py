@@ -1,0 +1,129 @@
+"""Helpers shared by several test modules: hand-built inputs for the one-stage heads, and the short
+"overfit a few shapes images, then measure COCO AP with pycocotools" runs."""
+import contextlib
+import io
+import itertools
+import math
+import os
+
+import torch
+from pycocotools.cocoeval import COCOeval
+
+from maskrcnn_benchmark.config import cfg as default_cfg
+from maskrcnn_benchmark.data.datasets.coco import COCODataset
+from maskrcnn_benchmark.data.datasets.evaluation.coco.coco_eval import prepare_for_coco_segmentation
+from maskrcnn_benchmark.data.datasets.shapes import SHAPES_SPLITS, ensure_shapes_dataset
+from maskrcnn_benchmark.data.transforms import build_transforms
+from maskrcnn_benchmark.modeling.roi_heads.mask_head.inference import Masker
+from maskrcnn_benchmark.structures.bounding_box import BoxList
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHAPES_CONFIGS = os.path.join(ROOT, "configs", "shapes")
+FPN_STRIDES = (8, 16, 32, 64, 128)  # P3-P7
+
+
+# ---------------------------------------------------------------- hand-built inputs
+
+def target_boxlist(boxes, labels, size):
+    """A ground-truth BoxList: ``boxes`` in xyxy (possibly empty), 1-based ``labels``, ``size``
+    (width, height)."""
+    boxlist = BoxList(torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), size, mode="xyxy")
+    boxlist.add_field("labels", torch.tensor(labels, dtype=torch.int64))
+    return boxlist
+
+
+def fpn_features(height, width, channels, batch=1):
+    """Random P3-P7 maps with the sizes a backbone gives for a padded (height, width) image."""
+    return [torch.randn(batch, channels, math.ceil(height / s), math.ceil(width / s)) for s in FPN_STRIDES]
+
+
+def square_grid(num_cells, stride, size):
+    """Square anchors of ``size`` centred at stride/2 + stride*i, row-major (y then x)."""
+    anchors = []
+    for row, col in itertools.product(range(num_cells), range(num_cells)):
+        cx, cy = stride / 2 + stride * col, stride / 2 + stride * row
+        anchors.append([cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2])
+    return torch.tensor(anchors)
+
+
+# ---------------------------------------------------------------- shapes trainings
+
+def shapes_cfg(*config_names, options=()):
+    """The default config with the given files of ``configs/shapes`` merged in order, then
+    ``options`` (``KEY value`` pairs)."""
+    cfg = default_cfg.clone()
+    for name in config_names:
+        cfg.merge_from_file(os.path.join(SHAPES_CONFIGS, name))
+    cfg.merge_from_list(list(options))
+    return cfg
+
+
+def shapes_dataset(cfg, data_dir, num_images):
+    """The first ``num_images`` images of the "shapes_train" split, generated under ``data_dir``,
+    with test-time transforms (no random flip)."""
+    image_dir, ann_file = ensure_shapes_dataset(str(data_dir), num_images, SHAPES_SPLITS["shapes_train"]["seed"])
+    return COCODataset(ann_file, image_dir, True, transforms=build_transforms(cfg, is_train=False))
+
+
+def apply_optimal_bias(head, targets):
+    """Count ``head``'s samples for ``targets`` (image sizes taken from the targets) and set its
+    optimal classification bias; returns what the head reports it set."""
+    sizes = [(target.size[1], target.size[0]) for target in targets]
+    return head.set_bias_from_counts(head.count_samples(targets, sizes))
+
+
+def overfit_one_batch(model, cfg, images, targets, iterations, warmup_iters):
+    """SGD (momentum 0.9, ``cfg.SOLVER`` lr and weight decay, linear warm-up over
+    ``warmup_iters``) on one fixed batch; every total loss must stay finite. Returns the last loss
+    dict."""
+    base_lr = cfg.SOLVER.BASE_LR
+    optimizer = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=0.9, weight_decay=cfg.SOLVER.WEIGHT_DECAY)
+    model.train()
+    for iteration in range(iterations):
+        for group in optimizer.param_groups:
+            group["lr"] = base_lr * min(1.0, (iteration + 1) / warmup_iters)
+        losses = model(images, targets)
+        total = sum(value for key, value in losses.items() if key.startswith("loss"))
+        assert torch.isfinite(total), "loss diverged at iteration {}: {}".format(iteration, losses)
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+    return losses
+
+
+def coco_ap(model, dataset, iou_type="bbox", num_images=None):
+    """COCO AP (IoU 0.5:0.95, pycocotools) of ``model`` on the first ``num_images`` images of
+    ``dataset`` (all by default); predictions are brought back to the original image size, masks
+    pasted into it. 0 when the model detects nothing."""
+    image_indices = range(len(dataset) if num_images is None else num_images)
+    model.eval()
+    predictions = []
+    with torch.no_grad():
+        for idx in image_indices:
+            image, _, _ = dataset[idx]
+            info = dataset.get_img_info(idx)
+            prediction = model([image])[0].resize((info["width"], info["height"]))
+            if prediction.has_field("mask"):
+                # The evaluator wants masks pasted at the original image size (as the engine does).
+                prediction.add_field("mask", Masker(threshold=0.5)(prediction.get_field("mask"), prediction)[0])
+            predictions.append(prediction)
+
+    if iou_type == "bbox":
+        results = []
+        for idx, prediction in zip(image_indices, predictions):
+            detections = prediction.convert("xywh")
+            for box, score, label in zip(detections.bbox.tolist(), detections.get_field("scores").tolist(),
+                                         detections.get_field("labels").tolist()):
+                results.append({"image_id": dataset.id_to_img_map[idx], "bbox": box, "score": score,
+                                "category_id": dataset.contiguous_category_id_to_json_id[label]})
+    else:
+        results = prepare_for_coco_segmentation(predictions, dataset)
+    if not results:
+        return 0.0
+    with contextlib.redirect_stdout(io.StringIO()):
+        evaluator = COCOeval(dataset.coco, dataset.coco.loadRes(results), iou_type)
+        evaluator.params.imgIds = [dataset.id_to_img_map[i] for i in image_indices]
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return float(evaluator.stats[0])
