@@ -1,5 +1,32 @@
-"""Shared pytest settings: the ``slow`` marker (training runs; CI runs them too)."""
+"""Shared pytest settings (the ``slow`` marker: training runs; CI runs them too) and fixtures."""
+import pytest
+import torch
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: trains a model for up to a few minutes on CPU")
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test, as the measured timings and numbers in docstrings were."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def shapes_train(tmp_path_factory):
+    """The "shapes_train" split of the catalog, generated under a temporary data root (once per
+    test module); test-time transforms (no random flip), which every shapes config shares."""
+    # Imported here so that collecting the other tests does not depend on the data pipeline.
+    from helpers import shapes_cfg
+    from maskrcnn_benchmark.config.paths_catalog import DatasetCatalog
+    from maskrcnn_benchmark.data.build import build_dataset
+    from maskrcnn_benchmark.data.transforms import build_transforms
+
+    cfg = shapes_cfg("retinanet_R-18-FPN_shapes.yaml")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MASKRCNN_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+        return build_dataset(["shapes_train"], build_transforms(cfg, is_train=False), DatasetCatalog, True)[0]

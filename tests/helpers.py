@@ -65,6 +65,12 @@ def shapes_dataset(cfg, data_dir, num_images):
     return COCODataset(ann_file, image_dir, True, transforms=build_transforms(cfg, is_train=False))
 
 
+def images_and_targets(dataset, indices):
+    """The images and targets of ``dataset`` at ``indices``, as two lists (one batch)."""
+    samples = [dataset[i] for i in indices]
+    return [s[0] for s in samples], [s[1] for s in samples]
+
+
 def apply_optimal_bias(head, targets):
     """Count ``head``'s samples for ``targets`` (image sizes taken from the targets) and set its
     optimal classification bias; returns what the head reports it set."""

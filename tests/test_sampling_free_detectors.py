@@ -17,7 +17,6 @@ touched, and classification_grad_norms reports every head.
 import importlib.util
 import json
 import math
-import os
 from collections import namedtuple
 from types import SimpleNamespace
 
@@ -28,17 +27,12 @@ from torchvision.ops import box_iou, sigmoid_focal_loss
 
 import maskrcnn_benchmark.modeling.roi_heads.box_head.loss as roi_box_loss_module
 import maskrcnn_benchmark.modeling.rpn.loss as rpn_loss_module
-from maskrcnn_benchmark.config import cfg as global_cfg
-from maskrcnn_benchmark.config.paths_catalog import DatasetCatalog
-from maskrcnn_benchmark.data.build import build_dataset
-from maskrcnn_benchmark.data.transforms import build_transforms
 from maskrcnn_benchmark.modeling.detector import build_detection_model
 from maskrcnn_benchmark.modeling.sampling_free import classification_grad_norms, measure_and_apply_optimal_bias
 from maskrcnn_benchmark.modeling.sampling_free.bias_init import CACHE_FILE
 from maskrcnn_benchmark.structures.image_list import to_image_list
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHAPES = os.path.join(ROOT, "configs", "shapes")
+from helpers import images_and_targets, shapes_cfg
 
 # One entry per Sampling-Free stage: which detector carries it, where its module and its last
 # classification layer live, and its loss keys.
@@ -61,29 +55,12 @@ ONE_STAGE = ["retinanet", "fcos", "atss", "paa"]
 NUM_FOREGROUND_CLASSES = 4  # the shapes dataset: square, circle, triangle, star
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="module")
-def shapes_train(tmp_path_factory):
-    """The "shapes_train" split of the catalog, generated under a temporary data root; test-time
-    transforms (no random flip), which every shapes config shares."""
-    cfg = load_cfg("retinanet")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MASKRCNN_DATA_DIR", str(tmp_path_factory.mktemp("data")))
-        return build_dataset(["shapes_train"], build_transforms(cfg, is_train=False), DatasetCatalog, True)[0]
+# The "shapes_train" split comes from conftest's shapes_train fixture.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def load_cfg(detector, options=(), config=None):
-    cfg = global_cfg.clone()
-    cfg.merge_from_file(os.path.join(SHAPES, config or STAGES[detector].config))
-    cfg.merge_from_list(list(options))
-    return cfg
+    return shapes_cfg(config or STAGES[detector].config, options=options)
 
 
 def stage_options(detector, **switches):
@@ -102,11 +79,6 @@ def build(cfg, weights_from=None, seed=0):
     if weights_from is not None:
         model.load_state_dict(weights_from.state_dict())
     return model.train()
-
-
-def batch(dataset, indices=(0, 1)):
-    samples = [dataset[i] for i in indices]
-    return [s[0] for s in samples], [s[1] for s in samples]
 
 
 def run(model, images, targets, seed=1):
@@ -166,7 +138,7 @@ def test_cls_loss_switch_changes_only_the_classification_loss(detector, shapes_t
         assert ce.rpn.loss_evaluator.cls_loss_kind == "ce"
         ce.rpn.loss_evaluator.cls_loss_kind = "focal"
     focal_inputs, ce_inputs = record_one_stage_cls_loss(focal), record_one_stage_cls_loss(ce)
-    images, targets = batch(shapes_train)
+    images, targets = images_and_targets(shapes_train, (0, 1))
     focal_losses, ce_losses = run(focal, images, targets), run(ce, images, targets)
 
     assert focal_losses.keys() == ce_losses.keys()
@@ -222,7 +194,7 @@ def reference_rpn_labels(anchors, target, image_size, fg_threshold=0.7, bg_thres
 def test_rpn_sampler_switch_trains_every_valid_anchor(shapes_train, monkeypatch):
     sampled = build(load_cfg("rpn", stage_options("rpn", sampler=True)))
     every = build(load_cfg("rpn", stage_options("rpn", sampler=False)), weights_from=sampled)
-    images, targets = batch(shapes_train)
+    images, targets = images_and_targets(shapes_train, (0, 1))
     image_list = to_image_list(images)
     with torch.no_grad():
         anchors = every.rpn.anchor_generator(image_list, every.backbone(image_list.tensors))
@@ -274,7 +246,7 @@ def run_box_head(model, images, targets, seed=1):
 def test_roi_sampler_switch_trains_every_proposal(shapes_train, monkeypatch):
     sampled = build(load_cfg("roi", stage_options("roi", sampler=True)))
     every = build(load_cfg("roi", stage_options("roi", sampler=False)), weights_from=sampled)
-    images, targets = batch(shapes_train)
+    images, targets = images_and_targets(shapes_train, (0, 1))
     roi_cfg = sampled.rpn.cfg.MODEL.ROI_HEADS
     per_image, positive_cap = roi_cfg.BATCH_SIZE_PER_IMAGE, int(roi_cfg.BATCH_SIZE_PER_IMAGE * roi_cfg.POSITIVE_FRACTION)
 
@@ -344,7 +316,7 @@ def test_optimal_bias_moves_only_the_last_classification_bias(detector, shapes_t
 def test_optimal_bias_counts_match_torchvision_iou_for_the_rpn(shapes_train, tmp_path):
     """N and N^f of the RPN, recounted from the matching rule with torchvision's IoU."""
     model = build(load_cfg("rpn"))
-    image_list = to_image_list(batch(shapes_train, (0,))[0])
+    image_list = to_image_list(images_and_targets(shapes_train, (0,))[0])
     _, target, _ = shapes_train[0]
     with torch.no_grad():
         anchors = torch.cat([a.bbox for a in model.rpn.anchor_generator(
@@ -396,7 +368,7 @@ def test_guided_scaling_has_a_learnable_delta_and_follows_eq_23(detector, shapes
     delta_value = 1.3
     with torch.no_grad():
         guided.get_parameter(delta_name).fill_(delta_value)
-    images, targets = batch(shapes_train)
+    images, targets = images_and_targets(shapes_train, (0, 1))
     guided_losses, plain_losses = run(guided, images, targets), run(plain, images, targets)
 
     name = spec.name
@@ -431,7 +403,7 @@ def test_fixed_loss_scale_multiplies_only_the_classification_loss(detector, shap
     unscaled = build(load_cfg(detector, stage_options(detector, guided="none", loss_scale=1.0)))
     scaled = build(load_cfg(detector, stage_options(detector, guided="none", loss_scale=scale)),
                    weights_from=unscaled)
-    images, targets = batch(shapes_train)
+    images, targets = images_and_targets(shapes_train, (0, 1))
     unscaled_losses, scaled_losses = run(unscaled, images, targets), run(scaled, images, targets)
     assert_same(scaled_losses[spec.cls_key], unscaled_losses[spec.cls_key] * scale)
     for key, value in unscaled_losses.items():
@@ -447,7 +419,7 @@ def test_mask_loss_is_untouched_by_sampling_free(shapes_train):
                           weights_from=None)
     incompatible = sampling_free.load_state_dict(baseline.state_dict(), strict=False)
     assert sorted(incompatible.missing_keys) == ["roi_heads.box.loss_scaler.delta", "rpn.loss_scaler.delta"]
-    images, targets = batch(shapes_train)
+    images, targets = images_and_targets(shapes_train, (0, 1))
     baseline_losses, sf_losses = run(baseline, images, targets), run(sampling_free, images, targets)
     # The mask head trains on the foreground proposals, all of which the baseline's sampler keeps
     # on these images; no scaler touches its loss.
@@ -493,7 +465,7 @@ def test_batch_without_foreground_is_finite_in_full_sampling_free_mode(detector,
                    config=FULL_SAMPLING_FREE[detector])
     model = build(cfg)
     assert measure_and_apply_optimal_bias(cfg, model, shapes_train)
-    images, targets = batch(shapes_train)
+    images, targets = images_and_targets(shapes_train, (0, 1))
     empty = [without_boxes(t) for t in targets]
     # A fresh model (no usable L_loc / L_cls ratio seen yet), then a batch mixing an empty image
     # with a normal one, then an empty batch again once the ratio has been measured.
@@ -511,7 +483,7 @@ def test_batch_without_foreground_is_finite_in_full_sampling_free_mode(detector,
 def test_classification_grad_norms_reports_every_head(detector, shapes_train):
     stages = ["rpn", "roi"] if detector == "faster_rcnn" else [detector]
     model = build(load_cfg(stages[0]))
-    images, targets = batch(shapes_train)
+    images, targets = images_and_targets(shapes_train, (0, 1))
     losses = run(model, images, targets)
     sum(v for k, v in losses.items() if k.startswith("loss")).backward()
     norms = classification_grad_norms(model)

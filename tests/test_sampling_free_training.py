@@ -12,25 +12,17 @@ make_optimizer with a linear warm-up), each pair trains the same detector twice:
 COCO box AP on the trained images is measured with pycocotools. The measured numbers are stated
 next to each case below; the assertions keep margins below them.
 """
-import contextlib
-import io
 import math
-import os
 
 import pytest
 import torch
-from pycocotools.cocoeval import COCOeval
 
-from maskrcnn_benchmark.config import cfg as global_cfg
-from maskrcnn_benchmark.config.paths_catalog import DatasetCatalog
-from maskrcnn_benchmark.data.build import build_dataset
-from maskrcnn_benchmark.data.transforms import build_transforms
 from maskrcnn_benchmark.modeling.detector import build_detection_model
 from maskrcnn_benchmark.modeling.sampling_free import measure_and_apply_optimal_bias
 from maskrcnn_benchmark.solver import make_lr_scheduler, make_optimizer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHAPES = os.path.join(ROOT, "configs", "shapes")
+from helpers import coco_ap, images_and_targets, shapes_cfg
+
 NUM_IMAGES = 8
 WARMUP_ITERS = 50
 
@@ -47,31 +39,15 @@ FASTER_RCNN_NONSAMPLING_PLAIN = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="module")
-def shapes_train(tmp_path_factory):
-    cfg = global_cfg.clone()
-    cfg.merge_from_file(os.path.join(SHAPES, "retinanet_R-18-FPN_shapes.yaml"))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MASKRCNN_DATA_DIR", str(tmp_path_factory.mktemp("data")))
-        return build_dataset(["shapes_train"], build_transforms(cfg, is_train=False), DatasetCatalog, True)[0]
+# The "shapes_train" split comes from conftest's shapes_train fixture.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def load_cfg(config, options, iterations, output_dir):
-    cfg = global_cfg.clone()
-    cfg.merge_from_file(os.path.join(SHAPES, config))
-    cfg.merge_from_list(list(options) + [
+    return shapes_cfg(config, options=list(options) + [
         "SOLVER.MAX_ITER", iterations, "SOLVER.WARMUP_ITERS", WARMUP_ITERS, "SOLVER.STEPS", (10 * iterations,),
         "MODEL.SAMPLING_FREE.SAMPLE_IMAGES", NUM_IMAGES, "OUTPUT_DIR", str(output_dir),
     ])
-    return cfg
 
 
 class FirstImages(torch.utils.data.Dataset):
@@ -95,8 +71,7 @@ def train(cfg, dataset, seed):
     measure_and_apply_optimal_bias(cfg, model, FirstImages(dataset, NUM_IMAGES))
     optimizer = make_optimizer(cfg, model)
     scheduler = make_lr_scheduler(cfg, optimizer)
-    samples = [dataset[i] for i in range(NUM_IMAGES)]
-    images, targets = [s[0] for s in samples], [s[1] for s in samples]
+    images, targets = images_and_targets(dataset, range(NUM_IMAGES))
     history = []
     model.train()
     for _ in range(cfg.SOLVER.MAX_ITER):
@@ -112,35 +87,11 @@ def train(cfg, dataset, seed):
     return model, history
 
 
-def box_ap(model, dataset):
-    """COCO box AP (IoU 0.5:0.95) of ``model`` on the first NUM_IMAGES images, by pycocotools."""
-    model.eval()
-    results = []
-    with torch.no_grad():
-        for idx in range(NUM_IMAGES):
-            image, _, _ = dataset[idx]
-            info = dataset.get_img_info(idx)
-            detections = model([image])[0].resize((info["width"], info["height"])).convert("xywh")
-            for box, score, label in zip(detections.bbox.tolist(), detections.get_field("scores").tolist(),
-                                         detections.get_field("labels").tolist()):
-                results.append({"image_id": dataset.id_to_img_map[idx], "bbox": box, "score": score,
-                                "category_id": dataset.contiguous_category_id_to_json_id[label]})
-    if not results:
-        return 0.0
-    with contextlib.redirect_stdout(io.StringIO()):
-        evaluator = COCOeval(dataset.coco, dataset.coco.loadRes(results), "bbox")
-        evaluator.params.imgIds = [dataset.id_to_img_map[i] for i in range(NUM_IMAGES)]
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    return float(evaluator.stats[0])
-
-
 def train_and_score(config, options, iterations, dataset, seed, output_dir):
     cfg = load_cfg(config, options, iterations, output_dir)
     model, history = train(cfg, dataset, seed)
     finite = math.isfinite(history[-1][0]) and len(history) == iterations
-    return (box_ap(model, dataset) if finite else 0.0), history
+    return (coco_ap(model, dataset, num_images=NUM_IMAGES) if finite else 0.0), history
 
 
 def finite_to_the_end(history, iterations):
