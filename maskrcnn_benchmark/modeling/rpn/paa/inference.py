@@ -18,12 +18,15 @@ def score_voting(kept, candidates, sigma=VOTING_SIGMA):
     """Boxes of ``kept`` (BoxList after NMS) refined by voting among ``candidates`` (before NMS)."""
     if len(kept) == 0 or len(candidates) == 0:
         return kept
-    ious = box_iou(kept.bbox, candidates.bbox)  # [K, M]
+    # Two empty boxes (clipped to a line at the image border) have IoU 0 / 0: no vote between them.
+    ious = box_iou(kept.bbox, candidates.bbox).nan_to_num(0.0)  # [K, M]
     same_class = kept.get_field("labels")[:, None] == candidates.get_field("labels")[None, :]
     weights = candidates.get_field("scores")[None, :] * torch.exp(-((1.0 - ious) ** 2) / sigma)
     weights = weights * (same_class & (ious > 0)).to(weights.dtype)
-    # Every kept box is one of the candidates (IoU 1 with itself), so the weights never all vanish.
-    voted = (weights @ candidates.bbox) / weights.sum(dim=1, keepdim=True).clamp(min=1e-12)
+    # A kept box is one of the candidates and votes for itself (IoU 1), unless it is empty: then
+    # nothing votes and it stays as it is.
+    totals = weights.sum(dim=1, keepdim=True)
+    voted = torch.where(totals > 0, (weights @ candidates.bbox) / totals.clamp(min=1e-12), kept.bbox)
     kept.bbox = voted.to(kept.bbox.dtype)
     return kept
 

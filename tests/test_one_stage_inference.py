@@ -1,0 +1,74 @@
+"""The pipeline shared by the one-stage post-processors (rpn/one_stage_inference.py) against brute
+force and torchvision, and PAA's score voting on boxes clipped to nothing."""
+import pytest
+import torch
+from torchvision.ops import batched_nms
+
+from maskrcnn_benchmark.modeling.rpn.one_stage_inference import (
+    candidates_above_threshold,
+    detections_boxlist,
+    keep_top_candidates,
+    keep_top_detections,
+)
+from maskrcnn_benchmark.modeling.rpn.paa.inference import score_voting
+from maskrcnn_benchmark.structures.bounding_box import BoxList
+
+
+@pytest.mark.parametrize("top_n", [1, 7, 1000])
+def test_candidates_are_the_top_n_pairs_above_the_threshold(top_n):
+    generator = torch.Generator().manual_seed(0)
+    probs = torch.rand(30, 4, generator=generator)
+    position_idx, class_idx, candidate_probs = candidates_above_threshold(probs, 0.6)
+    scores = candidate_probs * 2  # any head-specific score
+    scores, position_idx, class_idx = keep_top_candidates(scores, top_n, position_idx, class_idx)
+
+    above = [(p, c) for p in range(30) for c in range(4) if probs[p, c] > 0.6]
+    expected = sorted(above, key=lambda pc: -probs[pc].item())[:top_n]
+    assert sorted(zip(position_idx.tolist(), class_idx.tolist())) == sorted(expected)
+    assert torch.equal(scores, probs[position_idx, class_idx] * 2)
+
+
+def test_detections_are_clipped_labelled_and_small_boxes_dropped():
+    boxes = torch.tensor([[-5.0, 2.0, 30.0, 8.0], [10.0, 10.0, 10.5, 20.0], [45.0, 0.0, 60.0, 5.0]])
+    detections = detections_boxlist(boxes, (50, 40), torch.tensor([0, 2, 1]), torch.tensor([0.9, 0.8, 0.7]), 1.0)
+    assert detections.bbox.tolist() == [[0.0, 2.0, 30.0, 8.0], [45.0, 0.0, 50.0, 5.0]]
+    assert detections.get_field("labels").tolist() == [1, 2]
+    assert detections.get_field("scores").tolist() == pytest.approx([0.9, 0.7])
+
+
+def test_classwise_nms_and_cap_match_torchvision():
+    generator = torch.Generator().manual_seed(1)
+    corners = torch.rand(60, 2, generator=generator) * 80
+    boxes = torch.cat([corners, corners + 5 + torch.rand(60, 2, generator=generator) * 30], dim=1)
+    scores = torch.rand(60, generator=generator)
+    labels = torch.randint(1, 4, (60,), generator=generator)
+    boxlist = BoxList(boxes, (120, 120))
+    boxlist.add_field("scores", scores)
+    boxlist.add_field("labels", labels)
+
+    kept = keep_top_detections(boxlist, 0.5, 10)
+    expected = batched_nms(boxes, scores, labels, 0.5)[:10]
+    assert torch.equal(kept.bbox, boxes[expected])
+    assert torch.equal(kept.get_field("labels"), labels[expected])
+
+
+def test_score_voting_leaves_empty_boxes_as_they_are():
+    # Boxes decoded outside the image are clipped to zero width; their IoU with each other is
+    # 0 / 0. They must stay finite (no NaN) and unchanged; the real box still gets its vote.
+    kept = BoxList(torch.tensor([[0.0, 0.0, 10.0, 10.0], [50.0, 5.0, 50.0, 15.0]]), (50, 50))
+    kept.add_field("scores", torch.tensor([0.9, 0.5]))
+    kept.add_field("labels", torch.tensor([1, 1]))
+    candidates = BoxList(torch.tensor([
+        [0.0, 0.0, 10.0, 10.0],
+        [0.0, 0.0, 10.0, 12.0],
+        [50.0, 5.0, 50.0, 15.0],
+        [50.0, 0.0, 50.0, 9.0],
+    ]), (50, 50))
+    candidates.add_field("scores", torch.tensor([0.9, 0.6, 0.5, 0.4]))
+    candidates.add_field("labels", torch.tensor([1, 1, 1, 1]))
+
+    voted = score_voting(kept, candidates)
+    w0, w1 = 0.9, 0.6 * torch.exp(torch.tensor(-(1 / 6) ** 2 / 0.025)).item()
+    expected = torch.tensor([[0.0, 0.0, 10.0, (w0 * 10.0 + w1 * 12.0) / (w0 + w1)], [50.0, 5.0, 50.0, 15.0]])
+    assert torch.isfinite(voted.bbox).all()
+    assert torch.allclose(voted.bbox, expected, atol=1e-5)
