@@ -33,7 +33,7 @@ STEP1=$((ITERS * 2 / 3)); STEP2=$((ITERS * 9 / 10))
 $PY tools/train_net.py --config-file "$CONFIG" \
   SOLVER.MAX_ITER "$ITERS" SOLVER.STEPS "($STEP1, $STEP2)" SOLVER.WARMUP_ITERS 50 \
   SOLVER.CHECKPOINT_PERIOD "$ITERS" SOLVER.LOG_PERIOD 25 OUTPUT_DIR "$OUTPUT_DIR" \
-  2>&1 | grep -E "iter: |Average Precision|Total training time|Error|error" || true
+  2>&1 | grep --line-buffered -E "iter: |Average Precision|Total training time|Error|error" || true
 test -f "$OUTPUT_DIR/model_final.pth" || { echo "training failed: see $OUTPUT_DIR/log.txt" >&2; exit 1; }
 
 echo "== drawing detections and loss curves"
