@@ -32,7 +32,7 @@ def env(tmp_path_factory):
     return environment
 
 
-def _run(args, env, timeout=240):
+def _run(args, env, timeout=900):  # generous: the CI machine may be shared
     done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"{args} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout + done.stderr
@@ -134,7 +134,7 @@ def test_kill_9_and_restart_matches_uninterrupted_run(tmp_path, env):
     command = _train_cmd(killed, *overrides, flags=["--skip-test"])
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
-    deadline = time.time() + 180
+    deadline = time.time() + 600
     while not (killed / "last_checkpoint").exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.02)
     os.kill(process.pid, signal.SIGKILL)
@@ -157,7 +157,7 @@ def test_torchrun_two_cpu_processes_train_checkpoint_and_evaluate(tmp_path, env)
                RETINANET_SHAPES, "OUTPUT_DIR", str(out), "MODEL.DEVICE", "cpu", "SOLVER.MAX_ITER", 6,
                "SOLVER.CHECKPOINT_PERIOD", 3, "SOLVER.IMS_PER_BATCH", 4, "SOLVER.LOG_PERIOD", 3,
                "TEST.IMS_PER_BATCH", 16]
-    _run([str(c) for c in command], env, timeout=300)
+    _run([str(c) for c in command], env)
     # rank 0 alone writes: one file per checkpoint, no leftovers
     assert sorted(os.listdir(out / ".")) == sorted(
         ["config.yml", "inference", "last_checkpoint", "log.txt", "metrics.json", "model_0000003.pth",
