@@ -4,13 +4,18 @@ import pytest
 import torch
 from torchvision.ops import batched_nms
 
+from maskrcnn_benchmark.config import cfg as default_cfg
+from maskrcnn_benchmark.modeling.box_coder import BoxCoder
+from maskrcnn_benchmark.modeling.rpn.atss.inference import make_atss_postprocessor
+from maskrcnn_benchmark.modeling.rpn.fcos.inference import make_fcos_postprocessor
 from maskrcnn_benchmark.modeling.rpn.one_stage_inference import (
     candidates_above_threshold,
     detections_boxlist,
     keep_top_candidates,
     keep_top_detections,
 )
-from maskrcnn_benchmark.modeling.rpn.paa.inference import score_voting
+from maskrcnn_benchmark.modeling.rpn.paa.inference import make_paa_postprocessor, score_voting
+from maskrcnn_benchmark.modeling.rpn.retinanet.inference import make_retinanet_postprocessor
 from maskrcnn_benchmark.structures.bounding_box import BoxList
 
 
@@ -50,6 +55,32 @@ def test_classwise_nms_and_cap_match_torchvision():
     expected = batched_nms(boxes, scores, labels, 0.5)[:10]
     assert torch.equal(kept.bbox, boxes[expected])
     assert torch.equal(kept.get_field("labels"), labels[expected])
+
+
+def test_each_postprocessor_reads_its_own_config_section():
+    cfg = default_cfg.clone()
+    sections = {"RETINANET": 1, "FCOS": 2, "ATSS": 3, "PAA": 4}
+    for section, k in sections.items():
+        cfg.MODEL[section].INFERENCE_TH = 0.1 * k
+        cfg.MODEL[section].PRE_NMS_TOP_N = 10 * k
+        cfg.MODEL[section].NMS_TH = 0.2 * k
+        cfg.MODEL[section].NUM_CLASSES = 5 + k
+    cfg.MODEL.PAA.INFERENCE_SCORE_VOTING = True
+    cfg.TEST.DETECTIONS_PER_IMG = 17
+    coder = BoxCoder((10.0, 10.0, 5.0, 5.0))
+    processors = {
+        "RETINANET": make_retinanet_postprocessor(cfg, coder, is_train=False),
+        "FCOS": make_fcos_postprocessor(cfg),
+        "ATSS": make_atss_postprocessor(cfg, coder),
+        "PAA": make_paa_postprocessor(cfg, coder),
+    }
+    for section, processor in processors.items():
+        k = sections[section]
+        settings = (processor.pre_nms_thresh, processor.pre_nms_top_n, processor.nms_thresh,
+                    processor.fpn_post_nms_top_n, processor.min_size, processor.num_classes)
+        assert settings == (0.1 * k, 10 * k, 0.2 * k, 17, 0, 5 + k), section
+    assert processors["RETINANET"].box_coder is coder and processors["PAA"].box_coder is coder
+    assert processors["PAA"].score_voting and not processors["FCOS"].sqrt_score
 
 
 def test_score_voting_leaves_empty_boxes_as_they_are():

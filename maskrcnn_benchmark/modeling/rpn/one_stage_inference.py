@@ -50,6 +50,19 @@ def keep_top_detections(boxlist, nms_thresh, max_detections):
     return boxlist_ml_nms(boxlist, nms_thresh, max_proposals=max_detections)
 
 
+def postprocessor_settings(config, head_cfg):
+    """The pipeline's settings for a one-stage head whose config section is ``head_cfg``
+    (``MODEL.RETINANET``, ``FCOS``, ``ATSS`` or ``PAA``)."""
+    return dict(
+        pre_nms_thresh=head_cfg.INFERENCE_TH,
+        pre_nms_top_n=head_cfg.PRE_NMS_TOP_N,
+        nms_thresh=head_cfg.NMS_TH,
+        fpn_post_nms_top_n=config.TEST.DETECTIONS_PER_IMG,
+        min_size=0,
+        num_classes=head_cfg.NUM_CLASSES,
+    )
+
+
 class OneStagePostProcessor(nn.Module):
     """The thresholds of the pipeline and its last, all-levels step; subclasses implement
     ``forward`` for their own outputs with the functions above."""

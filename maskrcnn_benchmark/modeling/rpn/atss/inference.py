@@ -9,6 +9,7 @@ from maskrcnn_benchmark.modeling.rpn.one_stage_inference import (
     detections_boxlist,
     join_levels,
     keep_top_candidates,
+    postprocessor_settings,
 )
 from maskrcnn_benchmark.modeling.rpn.utils import permute_and_flatten
 
@@ -49,13 +50,4 @@ class ATSSPostProcessor(OneStagePostProcessor):
 
 def make_atss_postprocessor(config, box_coder, head_cfg=None, processor_class=ATSSPostProcessor, **extra):
     head_cfg = config.MODEL.ATSS if head_cfg is None else head_cfg
-    return processor_class(
-        pre_nms_thresh=head_cfg.INFERENCE_TH,
-        pre_nms_top_n=head_cfg.PRE_NMS_TOP_N,
-        nms_thresh=head_cfg.NMS_TH,
-        fpn_post_nms_top_n=config.TEST.DETECTIONS_PER_IMG,
-        min_size=0,
-        num_classes=head_cfg.NUM_CLASSES,
-        box_coder=box_coder,
-        **extra,
-    )
+    return processor_class(box_coder=box_coder, **postprocessor_settings(config, head_cfg), **extra)

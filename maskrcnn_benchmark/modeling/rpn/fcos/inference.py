@@ -18,6 +18,7 @@ from maskrcnn_benchmark.modeling.rpn.one_stage_inference import (
     detections_boxlist,
     join_levels,
     keep_top_candidates,
+    postprocessor_settings,
 )
 
 
@@ -54,12 +55,4 @@ class FCOSPostProcessor(OneStagePostProcessor):
 
 
 def make_fcos_postprocessor(config):
-    fcos_cfg = config.MODEL.FCOS
-    return FCOSPostProcessor(
-        pre_nms_thresh=fcos_cfg.INFERENCE_TH,
-        pre_nms_top_n=fcos_cfg.PRE_NMS_TOP_N,
-        nms_thresh=fcos_cfg.NMS_TH,
-        fpn_post_nms_top_n=config.TEST.DETECTIONS_PER_IMG,
-        min_size=0,
-        num_classes=fcos_cfg.NUM_CLASSES,
-    )
+    return FCOSPostProcessor(**postprocessor_settings(config, config.MODEL.FCOS))

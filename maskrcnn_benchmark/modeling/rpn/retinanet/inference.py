@@ -8,6 +8,7 @@ from maskrcnn_benchmark.modeling.rpn.one_stage_inference import (
     join_levels,
     keep_top_candidates,
     keep_top_detections,
+    postprocessor_settings,
 )
 from maskrcnn_benchmark.modeling.rpn.utils import permute_and_flatten
 
@@ -59,13 +60,4 @@ class RetinaNetPostProcessor(RPNPostProcessor):
 
 
 def make_retinanet_postprocessor(config, rpn_box_coder, is_train):
-    retina_cfg = config.MODEL.RETINANET
-    return RetinaNetPostProcessor(
-        pre_nms_thresh=retina_cfg.INFERENCE_TH,
-        pre_nms_top_n=retina_cfg.PRE_NMS_TOP_N,
-        nms_thresh=retina_cfg.NMS_TH,
-        fpn_post_nms_top_n=config.TEST.DETECTIONS_PER_IMG,
-        min_size=0,
-        num_classes=retina_cfg.NUM_CLASSES,
-        box_coder=rpn_box_coder,
-    )
+    return RetinaNetPostProcessor(box_coder=rpn_box_coder, **postprocessor_settings(config, config.MODEL.RETINANET))
