@@ -15,6 +15,7 @@ from maskrcnn_benchmark.data.datasets.evaluation.coco.coco_eval import prepare_f
 from maskrcnn_benchmark.data.datasets.shapes import SHAPES_SPLITS, ensure_shapes_dataset
 from maskrcnn_benchmark.data.transforms import build_transforms
 from maskrcnn_benchmark.modeling.roi_heads.mask_head.inference import Masker
+from maskrcnn_benchmark.modeling.sampling_free.bias_init import optimal_bias_heads
 from maskrcnn_benchmark.structures.bounding_box import BoxList
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -59,8 +60,8 @@ def shapes_cfg(*config_names, options=()):
 
 
 def shapes_dataset(cfg, data_dir, num_images):
-    """The first ``num_images`` images of the "shapes_train" split, generated under ``data_dir``,
-    with test-time transforms (no random flip)."""
+    """``num_images`` shapes images generated under ``data_dir`` with the "shapes_train" seed, as
+    a COCODataset with test-time transforms (no random flip)."""
     image_dir, ann_file = ensure_shapes_dataset(str(data_dir), num_images, SHAPES_SPLITS["shapes_train"]["seed"])
     return COCODataset(ann_file, image_dir, True, transforms=build_transforms(cfg, is_train=False))
 
@@ -78,10 +79,13 @@ def apply_optimal_bias(head, targets):
     return head.set_bias_from_counts(head.count_samples(targets, sizes))
 
 
-def overfit_one_batch(model, cfg, images, targets, iterations, warmup_iters):
-    """SGD (momentum 0.9, ``cfg.SOLVER`` lr and weight decay, linear warm-up over
-    ``warmup_iters``) on one fixed batch; every total loss must stay finite. Returns the last loss
-    dict."""
+def overfit_shapes(cfg, model, dataset, iterations, warmup_iters):
+    """Train ``model`` on all of ``dataset`` as one fixed batch: the heads whose config asks for
+    ``BIAS_INIT: optimal`` get it from this batch's counts, then SGD (momentum 0.9, ``cfg.SOLVER``
+    lr and weight decay, linear warm-up over ``warmup_iters``); every total loss must stay finite.
+    Returns the last loss dict and what each optimal-bias head reported it set."""
+    images, targets = images_and_targets(dataset, range(len(dataset)))
+    bias_reports = [apply_optimal_bias(head, targets) for head in optimal_bias_heads(cfg, model)]
     base_lr = cfg.SOLVER.BASE_LR
     optimizer = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=0.9, weight_decay=cfg.SOLVER.WEIGHT_DECAY)
     model.train()
@@ -94,7 +98,7 @@ def overfit_one_batch(model, cfg, images, targets, iterations, warmup_iters):
         optimizer.zero_grad()
         total.backward()
         optimizer.step()
-    return losses
+    return losses, bias_reports
 
 
 def coco_ap(model, dataset, iou_type="bbox", num_images=None):

@@ -10,7 +10,7 @@ import torch
 
 from maskrcnn_benchmark.modeling.detector import build_detection_model
 
-from helpers import apply_optimal_bias, coco_ap, images_and_targets, overfit_one_batch, shapes_cfg, shapes_dataset
+from helpers import coco_ap, overfit_shapes, shapes_cfg, shapes_dataset
 
 NUM_IMAGES = 8
 WARMUP_ITERS = 30
@@ -28,11 +28,8 @@ def overfit(cfg, iterations, data_dir):
     torch.manual_seed(0)
     dataset = shapes_dataset(cfg, data_dir, NUM_IMAGES)
     model = build_detection_model(cfg)
-    images, targets = images_and_targets(dataset, range(len(dataset)))
-    if cfg.MODEL.SAMPLING_FREE.ONE_STAGE.BIAS_INIT == "optimal":
-        info = apply_optimal_bias(model.rpn, targets)
-        assert 0 < info["pi"] < 0.05
-    losses = overfit_one_batch(model, cfg, images, targets, iterations, WARMUP_ITERS)
+    losses, bias_reports = overfit_shapes(cfg, model, dataset, iterations, WARMUP_ITERS)
+    assert all(0 < report["pi"] < 0.05 for report in bias_reports)
     return coco_ap(model, dataset), losses
 
 

@@ -13,9 +13,8 @@ import torch
 
 from maskrcnn_benchmark.config import cfg as global_cfg
 from maskrcnn_benchmark.modeling.detector import build_detection_model
-from maskrcnn_benchmark.modeling.sampling_free.bias_init import optimal_bias_heads
 
-from helpers import apply_optimal_bias, coco_ap, images_and_targets, overfit_one_batch, shapes_cfg, shapes_dataset
+from helpers import coco_ap, overfit_shapes, shapes_cfg, shapes_dataset
 
 NUM_IMAGES = 8
 WARMUP_ITERS = 50
@@ -46,10 +45,7 @@ def load_cfg(name, sampling_free, monkeypatch):
 def train(cfg, dataset, iterations):
     torch.manual_seed(0)
     model = build_detection_model(cfg)
-    images, targets = images_and_targets(dataset, range(len(dataset)))
-    for head in optimal_bias_heads(cfg, model):
-        apply_optimal_bias(head, targets)
-    losses = overfit_one_batch(model, cfg, images, targets, iterations, WARMUP_ITERS)
+    losses, _ = overfit_shapes(cfg, model, dataset, iterations, WARMUP_ITERS)
     return model, losses
 
 

@@ -14,7 +14,7 @@ from maskrcnn_benchmark.modeling.rpn.fcos.fcos import build_fcos
 from maskrcnn_benchmark.modeling.rpn.retinanet.retinanet import build_retinanet
 from maskrcnn_benchmark.structures.image_list import to_image_list
 
-from helpers import apply_optimal_bias, coco_ap, images_and_targets, overfit_one_batch, shapes_cfg, shapes_dataset
+from helpers import coco_ap, overfit_shapes, shapes_cfg, shapes_dataset
 
 NUM_IMAGES = 8
 WARMUP_ITERS = 50
@@ -50,11 +50,8 @@ def train_and_evaluate(cfg, iterations, data_dir):
     torch.manual_seed(0)
     dataset = shapes_dataset(cfg, data_dir, NUM_IMAGES)
     model = OneStageDetector(cfg)
-    images, targets = images_and_targets(dataset, range(len(dataset)))
-    if cfg.MODEL.SAMPLING_FREE.ONE_STAGE.BIAS_INIT == "optimal":
-        info = apply_optimal_bias(model.rpn, targets)
-        assert 0 < info["pi"] < 0.01
-    losses = overfit_one_batch(model, cfg, images, targets, iterations, WARMUP_ITERS)
+    losses, bias_reports = overfit_shapes(cfg, model, dataset, iterations, WARMUP_ITERS)
+    assert all(0 < report["pi"] < 0.01 for report in bias_reports)
     return coco_ap(model, dataset), losses
 
 
