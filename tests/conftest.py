@@ -5,6 +5,8 @@ import torch
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: trains a model for up to a few minutes on CPU")
+    # pycocotools (not us) passes copy=False to numpy 2 on every mask decode: thousands of lines of noise
+    config.addinivalue_line("filterwarnings", "ignore:__array__ implementation:DeprecationWarning")
 
 
 @pytest.fixture

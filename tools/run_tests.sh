@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source tools/setup_env.sh
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-.venv/bin/python -m pytest -q -ra tests "$@"
+.venv/bin/python -m pytest -q -ra --durations=15 tests "$@"
