@@ -9,8 +9,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CONFIG=${CONFIG:-configs/shapes/retinanet_R-18-FPN_shapes.yaml}
-ITERS=${ITERS:-450}
+# Measured on 2 shared CPU cores (shapes_val box AP): Faster R-CNN R-18 GN 300 iterations 0.25
+# (~4 min); RetinaNet R-18 GN 450 iterations 0.22. Faster R-CNN gets there in fewer iterations.
+CONFIG=${CONFIG:-configs/shapes/faster_rcnn_R_18_FPN_shapes.yaml}
+ITERS=${ITERS:-300}
 OUTPUT_DIR=${OUTPUT_DIR:-output/quickstart}
 export MASKRCNN_DATA_DIR=${MASKRCNN_DATA_DIR:-datasets}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
