@@ -62,7 +62,13 @@ class Pooler(nn.Module):
         levels = self.map_levels(boxes)
         num_channels = x[0].shape[1]
         height, width = _pair(self.output_size)
-        result = x[0].new_zeros((rois.shape[0], num_channels, height, width))
+        # The loop below writes the row of every box that maps to a pooled level (the mapper
+        # clamps), so only boxes without one (NaN size from inverted corners, or a level with no
+        # feature map) need their zero row filled.
+        result = x[0].new_empty((rois.shape[0], num_channels, height, width))
+        unmapped = (levels < 0) | (levels >= min(len(x), len(self.poolers)))
+        if unmapped.any():
+            result[unmapped] = 0
         for level, (feature, pooler) in enumerate(zip(x, self.poolers)):
             idx_in_level = torch.nonzero(levels == level).squeeze(1)
             if idx_in_level.numel() == 0:
