@@ -45,7 +45,9 @@ class FPN(nn.Module):
             lateral = getattr(self, inner_name)(feature)
             # Upsample to the lateral's exact size (equals 2x for even sizes; robust for odd ones).
             top_down = F.interpolate(last_inner, size=lateral.shape[-2:], mode="nearest")
-            last_inner = lateral + top_down
+            # In place: the lateral is this loop's own fresh tensor.
+            lateral += top_down
+            last_inner = lateral
             results.insert(0, getattr(self, layer_name)(last_inner))
 
         if isinstance(self.top_blocks, LastLevelP6P7):

@@ -88,7 +88,10 @@ class _ResidualBlock(nn.Module):
 
     def _add_shortcut(self, residual, x):
         shortcut = x if self.downsample is None else self.downsample(x)
-        return F.relu(residual + shortcut)
+        # In place, as every ReLU of the blocks: `residual` is the block's own fresh tensor, and
+        # neither the add's nor the norm's backward reads it (ReLU's reads its own output).
+        residual += shortcut
+        return F.relu_(residual)
 
 
 def _make_3x3(in_channels, out_channels, stride, dilation, num_groups, dcn_config):
@@ -151,8 +154,8 @@ class Bottleneck(_ResidualBlock):
         _init_conv(self.conv3)
 
     def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
+        out = F.relu_(self.bn1(self.conv1(x)))
+        out = F.relu_(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         return self._add_shortcut(out, x)
 
@@ -186,7 +189,7 @@ class BasicBlock(_ResidualBlock):
         self.bn2 = norm_func(out_channels)
 
     def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu_(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return self._add_shortcut(out, x)
 
@@ -259,7 +262,7 @@ class BaseStem(nn.Module):
         _init_conv(self.conv1)
 
     def forward(self, x):
-        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu_(self.bn1(self.conv1(x)))
         return F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
 
 
