@@ -7,6 +7,7 @@
 #include <ATen/Parallel.h>
 
 #include <limits>
+#include <vector>
 
 #include "../checks.h"
 #include "../ops.h"
@@ -92,11 +93,16 @@ std::tuple<at::Tensor, at::Tensor> roi_pool_forward(const at::Tensor& input,
                                                     int64_t pooled_width) {
   check_feature_map_and_rois("roi_pool", input, rois);
   check_pooled_size("roi_pool", pooled_height, pooled_width);
-  auto output = at::zeros({rois.size(0), input.size(1), pooled_height, pooled_width},
-                          input.options());
-  auto argmax = at::full(output.sizes(), -1, input.options().dtype(at::kLong));
+  const std::vector<int64_t> output_size = {rois.size(0), input.size(1), pooled_height,
+                                            pooled_width};
   // An empty feature map has nothing to pool: every bin is empty.
-  if (output.numel() == 0 || input.numel() == 0) return {output, argmax};
+  if (rois.size(0) == 0 || input.numel() == 0) {
+    return {at::zeros(output_size, input.options()),
+            at::full(output_size, -1, input.options().dtype(at::kLong))};
+  }
+  // The kernel writes every element of both, so neither needs initialising.
+  auto output = at::empty(output_size, input.options());
+  auto argmax = at::empty(output_size, input.options().dtype(at::kLong));
   const auto input_c = input.contiguous();
   const auto rois_c = rois.contiguous();
   AT_DISPATCH_FLOATING_TYPES_AND2(
