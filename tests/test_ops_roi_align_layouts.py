@@ -1,8 +1,10 @@
-"""RoIAlign's CPU kernel samples a channels-last copy of the feature map and splits the backward
-pass into channel blocks, one per thread. These tests cover what that adds: input layouts other
-than contiguous N x C x H x W, channel and pixel counts that do not fill the blocks and transpose
-tiles, several threads, reduced-precision gradients; and the Pooler's uninitialised result
-buffer, whose every row must still be written."""
+"""RoIAlign's CPU kernel reads the feature map either in place (planar) or from a channels-last
+copy, whichever is cheaper for the call: a few RoIs on a large map go planar, many RoIs on a
+small one channels-last. Its backward pass splits the channels into blocks, one per thread.
+These tests cover both paths with what they add: input layouts other than contiguous
+N x C x H x W, channel and pixel counts that fill neither the blocks nor the transpose tiles,
+several threads, reduced-precision gradients; and the Pooler's uninitialised result buffer, whose
+every row must still be written."""
 import pytest
 import torch
 import torchvision
@@ -39,14 +41,17 @@ def layouts(features):
     }
 
 
+# On the 2 x 13 x 19 map below, 5 x 4 bins of 2 x 2 samples: one RoI reads 320 corners, fewer
+# than 1.5 x the 494 pixels (planar); 23 RoIs read 7360 (channels-last).
+@pytest.mark.parametrize("num_rois", [1, 23])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "strided_view"])
-def test_every_layout_matches_torchvision_forward_and_backward(layout, two_threads):
+def test_every_layout_matches_torchvision_forward_and_backward(layout, num_rois, two_threads):
     g = torch.Generator().manual_seed(11)
     # 37 channels (odd, not a multiple of a thread block) on a 13 x 19 map (not a multiple of
     # the 32 x 32 transpose tile).
     features = torch.randn(2, 37, 13, 19, generator=g, dtype=torch.float64)
-    rois = rois_on(g, 23, 2, 40.0)
-    grad = torch.randn(23, 37, 5, 4, generator=g, dtype=torch.float64)
+    rois = rois_on(g, num_rois, 2, 40.0)
+    grad = torch.randn(num_rois, 37, 5, 4, generator=g, dtype=torch.float64)
 
     ours_in = layouts(features)[layout].detach().requires_grad_()
     ours = roi_align(ours_in, rois, (5, 4), 0.5, 2, True)
@@ -60,12 +65,13 @@ def test_every_layout_matches_torchvision_forward_and_backward(layout, two_threa
     assert ours_in.grad.shape == features.shape
 
 
+@pytest.mark.parametrize("num_rois", [1, 60])  # planar, channels-last
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_gradient_does_not_depend_on_the_thread_count(threads):
+def test_gradient_does_not_depend_on_the_thread_count(threads, num_rois):
     g = torch.Generator().manual_seed(5)
     features = torch.randn(1, 70, 24, 24, generator=g)
-    rois = rois_on(g, 60, 1, 96.0).float()
-    grad = torch.randn(60, 70, 7, 7, generator=g)
+    rois = rois_on(g, num_rois, 1, 96.0).float()
+    grad = torch.randn(num_rois, 70, 7, 7, generator=g)
     previous = torch.get_num_threads()
     try:
         torch.set_num_threads(threads)
@@ -78,12 +84,13 @@ def test_gradient_does_not_depend_on_the_thread_count(threads):
     torch.testing.assert_close(x.grad, reference.grad, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("num_rois", [1, 30])  # planar, channels-last
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_reduced_precision_gradient_follows_float32(dtype):
+def test_reduced_precision_gradient_follows_float32(dtype, num_rois):
     g = torch.Generator().manual_seed(9)
     features = torch.randn(1, 20, 16, 16, generator=g)
-    rois = rois_on(g, 30, 1, 64.0).float()
-    grad = torch.randn(30, 20, 3, 3, generator=g)
+    rois = rois_on(g, num_rois, 1, 64.0).float()
+    grad = torch.randn(num_rois, 20, 3, 3, generator=g)
 
     full = features.clone().requires_grad_()
     roi_align(full, rois, 3, 0.5, 2).backward(grad)
