@@ -46,7 +46,8 @@ OBJECTS_PER_IMAGE = 5
 @dataclass
 class BenchSettings:
     device: str = "cpu"
-    image_size: int = 512
+    image_size: int = 512  # height; also the width unless image_width is set
+    image_width: int = None  # e.g. 1333 with image_size 800: the COCO configs' test size
     batch: int = 1
     iters: int = 5
     warmup: int = 2
@@ -77,11 +78,17 @@ class BenchSettings:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.image_size < 64:
             raise ValueError(f"image_size must be >= 64 (the FPN's coarsest stride is 64), got {self.image_size}")
+        if self.image_width is not None and self.image_width < 64:
+            raise ValueError(f"image_width must be >= 64 (the FPN's coarsest stride is 64), got {self.image_width}")
         if not 0.0 < self.rpn_nms_thresh <= 1.0:
             raise ValueError(f"rpn_nms_thresh must be in (0, 1], got {self.rpn_nms_thresh}")
         if self.warmup < 0:
             raise ValueError(f"warmup must be >= 0, got {self.warmup}")
         return self
+
+
+def image_width(settings):
+    return settings.image_width if settings.image_width is not None else settings.image_size
 
 
 def parse_model_names(text):
@@ -94,7 +101,10 @@ def parse_model_names(text):
 
 def add_common_arguments(parser):
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--image-size", type=int, default=512, help="square side in pixels (both models)")
+    parser.add_argument("--image-size", type=int, default=512, help="image height in pixels (both models)")
+    parser.add_argument(
+        "--image-width", type=int, default=None, help="image width in pixels (default: --image-size, square)"
+    )
     parser.add_argument("--batch", type=int, default=1, help="images per step")
     parser.add_argument("--iters", type=int, default=5, help="timed iterations (the median is reported)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
@@ -113,6 +123,7 @@ def settings_from_args(args):
     return BenchSettings(
         device=args.device,
         image_size=args.image_size,
+        image_width=args.image_width,
         batch=args.batch,
         iters=args.iters,
         warmup=args.warmup,
@@ -188,8 +199,9 @@ def build_torchvision(name, settings):
 
     torch.manual_seed(settings.seed)
     transform_args = dict(
-        min_size=settings.image_size,
-        max_size=settings.image_size,
+        # Both sides given as they are, so torchvision's transform does not resize the images.
+        min_size=min(settings.image_size, image_width(settings)),
+        max_size=max(settings.image_size, image_width(settings)),
         image_mean=list(PIXEL_MEAN),
         image_std=list(PIXEL_STD),
     )
@@ -257,16 +269,17 @@ class SyntheticBatch:
 def make_batch(settings):
     """Random images and ``OBJECTS_PER_IMAGE`` random boxes each (side 10-50% of the image)."""
     generator = torch.Generator().manual_seed(settings.seed)
-    size = settings.image_size
+    height, width = settings.image_size, image_width(settings)
+    extent = torch.tensor([float(width), float(height)])  # (x, y)
     images, boxes, labels, masks = [], [], [], []
     for _ in range(settings.batch):
-        images.append(torch.rand(3, size, size, generator=generator))
-        sides = (0.1 + 0.4 * torch.rand(OBJECTS_PER_IMAGE, 2, generator=generator)) * size
-        corners = torch.rand(OBJECTS_PER_IMAGE, 2, generator=generator) * (size - sides)
+        images.append(torch.rand(3, height, width, generator=generator))
+        sides = (0.1 + 0.4 * torch.rand(OBJECTS_PER_IMAGE, 2, generator=generator)) * extent
+        corners = torch.rand(OBJECTS_PER_IMAGE, 2, generator=generator) * (extent - sides)
         xyxy = torch.cat([corners, corners + sides], dim=1).floor()
         boxes.append(xyxy)
         labels.append(torch.randint(1, settings.num_classes, (OBJECTS_PER_IMAGE,), generator=generator))
-        image_masks = torch.zeros(OBJECTS_PER_IMAGE, size, size, dtype=torch.uint8)
+        image_masks = torch.zeros(OBJECTS_PER_IMAGE, height, width, dtype=torch.uint8)
         for mask, (x1, y1, x2, y2) in zip(image_masks, xyxy.long().tolist()):
             mask[y1:y2, x1:x2] = 1
         masks.append(image_masks)
@@ -403,7 +416,7 @@ def environment_line(settings):
     else:
         where = f"CPU, {torch.get_num_threads()} torch threads"
     return (
-        f"device: {where}; torch {torch.__version__}; image {settings.image_size}x{settings.image_size}, "
+        f"device: {where}; torch {torch.__version__}; image {settings.image_size}x{image_width(settings)} (h x w), "
         f"batch {settings.batch}, median of {settings.iters} after {settings.warmup} warm-up, "
         f"RPN NMS threshold {settings.rpn_nms_thresh:g}"
     )

@@ -191,6 +191,21 @@ def test_inference_cli_writes_json(tmp_path, capsys):
     assert_positive_finite(payload["inference"][0]["ours"]["images_per_s"], "images_per_s")
 
 
+def test_non_square_images_reach_both_models_unresized():
+    # The paper's Table III size is 800 x 1333; here a small non-square stand-in.
+    settings = tiny_settings(image_size=64, image_width=96)
+    batch = common.make_batch(settings)
+    assert tuple(batch.images[0].shape) == (3, 64, 96)
+    assert tuple(batch.masks[0].shape[1:]) == (64, 96)
+    boxes = batch.boxes[0]
+    assert (boxes[:, 2] <= 96).all() and (boxes[:, 3] <= 64).all() and (boxes[:, 0] >= 0).all()
+    model = common.build_torchvision("faster_rcnn", settings).eval()
+    images, _ = model.transform(batch.images)
+    assert images.image_sizes == [(64, 96)]
+    row = train_step.benchmark_sampling_free(settings)
+    assert_positive_finite(row["time_ratio"], "time_ratio")
+
+
 def test_cpu_peak_memory_counts_a_known_allocation():
     # A 4 MiB tensor held while a second 4 MiB one exists: the peak is 8 MiB above the start.
     def allocate():
@@ -207,6 +222,7 @@ def test_cpu_peak_memory_counts_a_known_allocation():
     [
         (dict(device="tpu"), "device"),
         (dict(image_size=32), "image_size"),
+        (dict(image_width=48), "image_width"),
         (dict(iters=0), "iters"),
         (dict(warmup=-1), "warmup"),
         (dict(rpn_nms_thresh=0.0), "rpn_nms_thresh"),

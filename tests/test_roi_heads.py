@@ -63,6 +63,80 @@ def test_pooler_equals_torchvision_roi_align_on_the_mapped_level():
         assert torch.allclose(pooled[i:i + 1], expected, atol=1e-5)
 
 
+def _pooler_reference(features, rois, levels, scales, output_size):
+    """Every RoI pooled by torchvision on its level, stacked in RoI order (autograd throughout)."""
+    rows = []
+    for roi, level in zip(rois, levels.tolist()):
+        if level < 0:
+            rows.append(features[0].new_zeros((1, features[0].shape[1]) + output_size))
+        else:
+            rows.append(tv_roi_align(features[level], roi[None], output_size, scales[level], 2, aligned=False))
+    return torch.cat(rows)
+
+
+@pytest.mark.parametrize("feature_dtype", [torch.float64, torch.bfloat16])
+def test_pooler_gradients_equal_torchvision_per_level(feature_dtype):
+    torch.manual_seed(1)
+    scales = (0.25, 0.125, 0.0625, 0.03125)
+    shapes = [(2, 3, 128, 128), (2, 3, 64, 64), (2, 3, 32, 32), (2, 3, 16, 16)]
+    # Sides put RoIs on levels 2, 3 and 4 (FPN rule: < 112 px, < 224 px, < 448 px); level 5
+    # gets none, row 5 is inverted (NaN size: no level, a zero row, no gradient).
+    sides = torch.tensor([20.0, 30, 60, 150, 200, 300, 10, 40, 130, 90, 35, 50], dtype=torch.float64)
+    xy = torch.rand(12, 2, dtype=torch.float64) * 150
+    boxes = torch.cat([xy, xy + sides[:, None] * (0.8 + 0.4 * torch.rand(12, 2, dtype=torch.float64))], dim=1)
+    boxes[5] = torch.tensor([30.0, 30.0, 10.0, 50.0])
+    proposals = [BoxList(boxes[:7], (512, 512)), BoxList(boxes[7:], (512, 512))]
+    levels = LevelMapper(2, 5)(proposals)
+    levels[5] = -1
+    assert set(levels.tolist()) == {-1, 0, 1, 2}
+    features = [torch.randn(shape, dtype=torch.float64) for shape in shapes]
+    ours_in = [f.clone().to(feature_dtype).requires_grad_() for f in features]
+    ref_in = [f.clone().requires_grad_() for f in features]
+
+    pooled = Pooler((3, 3), scales, sampling_ratio=2)(ours_in, proposals)
+    image_index = torch.tensor([0.0] * 7 + [1.0] * 5, dtype=torch.float64)[:, None]
+    rois = torch.cat([image_index, boxes], dim=1)
+    expected = _pooler_reference(ref_in, rois, levels, scales, (3, 3))
+    weights = torch.randn(expected.shape, dtype=torch.float64)
+    (pooled.double() * weights).sum().backward()
+    (expected * weights).sum().backward()
+
+    tolerance = dict(atol=1e-9, rtol=1e-9) if feature_dtype == torch.float64 else dict(atol=0.05, rtol=0.02)
+    assert pooled.dtype == feature_dtype
+    torch.testing.assert_close(pooled.double(), expected.detach(), **tolerance)
+    for level, (ours, ref) in enumerate(zip(ours_in, ref_in)):
+        if ref.grad is None:  # no RoI on this level: no gradient on either side
+            assert ours.grad is None, level
+            continue
+        assert ours.grad.dtype == feature_dtype, level
+        torch.testing.assert_close(ours.grad.double(), ref.grad, **tolerance)
+
+
+def test_pooler_backward_does_not_copy_the_whole_gradient_per_level():
+    # Many RoIs over four levels. Backward needs each level's rows of the output gradient once
+    # and the feature-map gradients; index assignment under autograd would also clone the whole
+    # output gradient once per level (4 extra output-sized buffers here).
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    scales = (0.25, 0.125, 0.0625, 0.03125)
+    features = [torch.randn(1, 32, 1024 // int(1 / s), 1024 // int(1 / s), requires_grad=True) for s in scales]
+    xy = torch.rand(2000, 2) * 300
+    sides = torch.exp(torch.rand(2000, 1) * math.log(700 / 8.0)) * 8 * (0.8 + 0.4 * torch.rand(2000, 2))
+    proposals = [BoxList(torch.cat([xy, xy + sides], dim=1), (1024, 1024))]
+    pooled = Pooler((7, 7), scales, sampling_ratio=2)(features, proposals)
+    assert LevelMapper(2, 5)(proposals).unique().numel() == 4
+    grad = torch.randn_like(pooled)
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        pooled.backward(grad)
+    events = prof.profiler.kineto_results.events()
+    allocated = sum(e.nbytes() for e in events if e.name() == "[memory]" and e.nbytes() > 0)
+    output_bytes = pooled.numel() * pooled.element_size()
+    map_bytes = sum(f.numel() * f.element_size() for f in features)
+    # The CPU kernel may accumulate each map's gradient in a channels-last buffer first: x2 maps.
+    assert map_bytes < allocated <= 1.1 * (output_bytes + 2 * map_bytes), (allocated, output_bytes, map_bytes)
+
+
 # ---------------------------------------------------------------- box loss
 def test_sampling_free_box_loss_equals_hand_formula(monkeypatch):
     cfg = shapes_cfg(monkeypatch, "MODEL.SAMPLING_FREE.ROI.SAMPLER", False)

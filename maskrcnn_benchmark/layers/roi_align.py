@@ -27,6 +27,17 @@ def roi_align(input, rois, output_size, spatial_scale, sampling_ratio, aligned=F
     return run_in_common_dtype(pool, input, rois)
 
 
+def roi_align_backward(grad_output, rois, spatial_scale, output_size, sampling_ratio, aligned,
+                       input_shape):
+    """Gradient of :func:`roi_align` with respect to its ``input`` (of ``input_shape``), for
+    callers that run the forward outside autograd. ``grad_output`` and ``rois`` share a dtype."""
+    pooled_height, pooled_width = pair("roi_align_backward", "output_size", output_size)
+    batch_size, channels, height, width = input_shape
+    return ops.roi_align_backward(grad_output.contiguous(), rois, float(spatial_scale), pooled_height,
+                                  pooled_width, batch_size, channels, height, width,
+                                  int(sampling_ratio), bool(aligned))
+
+
 class ROIAlign(nn.Module):
     def __init__(self, output_size, spatial_scale, sampling_ratio, aligned=False):
         super().__init__()

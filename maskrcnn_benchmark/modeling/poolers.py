@@ -4,7 +4,10 @@ import math
 import torch
 from torch import nn
 
+from torch.autograd.function import once_differentiable
+
 from maskrcnn_benchmark.layers import ROIAlign
+from maskrcnn_benchmark.layers.roi_align import roi_align, roi_align_backward
 
 
 class LevelMapper(object):
@@ -60,21 +63,63 @@ class Pooler(nn.Module):
             return self.poolers[0](x[0], rois.to(x[0].dtype))
 
         levels = self.map_levels(boxes)
-        num_channels = x[0].shape[1]
-        height, width = _pair(self.output_size)
-        # The loop below writes the row of every box that maps to a pooled level (the mapper
-        # clamps), so only boxes without one (NaN size from inverted corners, or a level with no
-        # feature map) need their zero row filled.
-        result = x[0].new_empty((rois.shape[0], num_channels, height, width))
-        unmapped = (levels < 0) | (levels >= min(len(x), len(self.poolers)))
-        if unmapped.any():
+        num_levels = min(len(x), len(self.poolers))
+        rows_per_level = tuple(torch.nonzero(levels == level).squeeze(1) for level in range(num_levels))
+        first = self.poolers[0]
+        pool_args = (first.output_size, first.sampling_ratio, first.aligned)
+        scales = tuple(pooler.spatial_scale for pooler in self.poolers[:num_levels])
+        return _PoolOnAssignedLevels.apply(rois, rows_per_level, scales, pool_args, *x[:num_levels])
+
+
+class _PoolOnAssignedLevels(torch.autograd.Function):
+    """RoIAlign of every RoI on its assigned level, written into one ``K x C x h x w`` output.
+
+    Written as ``result[rows] = roi_align(level)`` under autograd, the backward of each of those
+    index assignments clones the whole output gradient (one full copy per level, K x C x h x w
+    each, which is most of the RoI head's backward memory once thousands of RoIs are trained, as
+    Sampling-Free does). Here the backward gathers each level's rows of the gradient once and
+    hands them to that level's RoIAlign backward."""
+
+    @staticmethod
+    def forward(ctx, rois, rows_per_level, scales, pool_args, *features):
+        output_size, sampling_ratio, aligned = pool_args
+        result = features[0].new_empty((rois.shape[0], features[0].shape[1]) + tuple(output_size))
+        # Rows without a level (NaN size from inverted corners) get zeros; every other row is
+        # overwritten below.
+        mapped = sum(rows.numel() for rows in rows_per_level)
+        if mapped < rois.shape[0]:
+            unmapped = torch.ones(rois.shape[0], dtype=torch.bool, device=rois.device)
+            for rows in rows_per_level:
+                unmapped[rows] = False
             result[unmapped] = 0
-        for level, (feature, pooler) in enumerate(zip(x, self.poolers)):
-            idx_in_level = torch.nonzero(levels == level).squeeze(1)
-            if idx_in_level.numel() == 0:
-                continue
-            result[idx_in_level] = pooler(feature, rois[idx_in_level].to(feature.dtype)).to(result.dtype)
+        for rows, feature, scale in zip(rows_per_level, features, scales):
+            if rows.numel():
+                pooled = roi_align(feature, rois[rows], output_size, scale, sampling_ratio, aligned)
+                result.index_copy_(0, rows, pooled.to(result.dtype))
+        ctx.save_for_backward(rois, *rows_per_level)
+        ctx.scales = scales
+        ctx.pool_args = pool_args
+        ctx.feature_meta = [(tuple(f.shape), f.dtype) for f in features]
         return result
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output):
+        rois, *rows_per_level = ctx.saved_tensors
+        output_size, sampling_ratio, aligned = ctx.pool_args
+        grads = []
+        for level, (rows, scale, (shape, dtype)) in enumerate(zip(rows_per_level, ctx.scales, ctx.feature_meta)):
+            if rows.numel() == 0 or not ctx.needs_input_grad[4 + level]:
+                grads.append(None)  # autograd reads None as a zero gradient
+                continue
+            level_grad = grad_output.index_select(0, rows)
+            level_rois = rois.index_select(0, rows)
+            # Same dtype rule as roi_align's forward: mixed dtypes go through float32.
+            compute_dtype = dtype if dtype == rois.dtype else torch.float32
+            grad = roi_align_backward(level_grad.to(compute_dtype), level_rois.to(compute_dtype), scale,
+                                      output_size, sampling_ratio, aligned, shape)
+            grads.append(grad.to(dtype))
+        return (None, None, None, None, *grads)
 
 
 def _pair(size):

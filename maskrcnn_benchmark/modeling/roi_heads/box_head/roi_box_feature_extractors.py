@@ -48,7 +48,10 @@ class FPN2MLPFeatureExtractor(nn.Module):
 
     def forward(self, x, proposals):
         x = self.pooler(x, proposals).flatten(start_dim=1)
-        return F.relu(self.fc7(F.relu(self.fc6(x))))
+        # In place: neither fc (nor GN) keeps its output for backward, and each fc keeps its
+        # input, so ReLU can reuse the fc output's memory (two K x MLP_HEAD_DIM buffers fewer).
+        x = F.relu(self.fc6(x), inplace=True)
+        return F.relu(self.fc7(x), inplace=True)
 
 
 @registry.ROI_BOX_FEATURE_EXTRACTORS.register("FPNXconv1fcFeatureExtractor")
@@ -85,7 +88,7 @@ class FPNXconv1fcFeatureExtractor(nn.Module):
 
     def forward(self, x, proposals):
         x = self.xconvs(self.pooler(x, proposals))
-        return F.relu(self.fc6(x.flatten(start_dim=1)))
+        return F.relu(self.fc6(x.flatten(start_dim=1)), inplace=True)
 
 
 def make_roi_box_feature_extractor(cfg, in_channels):
