@@ -17,9 +17,39 @@
 
 namespace maskrcnn_benchmark {
 
+// What every term needs from x, with a single exp and a single log1p:
+// e = exp(-|x|), p = sigmoid(x), log(p) = -softplus(-x), log(1 - p) = -softplus(x).
 template <typename acc_t>
-MRCNN_HOST_DEVICE acc_t stable_softplus(acc_t x) {
-  return (x > acc_t(0) ? x : acc_t(0)) + log1p(exp(-fabs(x)));
+struct SigmoidTerms {
+  acc_t p;
+  acc_t log_p;
+  acc_t log_1mp;
+};
+
+// From e = exp(-|x|) and log1p(e), which the CPU kernel gets from ATen's vectorised ops.
+template <typename acc_t>
+MRCNN_HOST_DEVICE SigmoidTerms<acc_t> sigmoid_terms(acc_t x, acc_t e, acc_t log1p_e) {
+  const acc_t inv = acc_t(1) / (acc_t(1) + e);
+  SigmoidTerms<acc_t> t;
+  t.p = x >= acc_t(0) ? inv : e * inv;
+  t.log_p = -((x < acc_t(0) ? -x : acc_t(0)) + log1p_e);
+  t.log_1mp = -((x > acc_t(0) ? x : acc_t(0)) + log1p_e);
+  return t;
+}
+
+template <typename acc_t>
+MRCNN_HOST_DEVICE SigmoidTerms<acc_t> sigmoid_terms(acc_t x) {
+  const acc_t e = exp(-fabs(x));
+  return sigmoid_terms(x, e, acc_t(log1p(e)));
+}
+
+// base^gamma; gamma = 2 (the paper's and every config's value) and 1, 0 without pow().
+template <typename acc_t>
+MRCNN_HOST_DEVICE acc_t focal_power(acc_t base, acc_t gamma) {
+  if (gamma == acc_t(2)) return base * base;
+  if (gamma == acc_t(1)) return base;
+  if (gamma == acc_t(0)) return acc_t(1);
+  return pow(base, gamma);
 }
 
 // +1 for a positive, -1 for a negative, 0 for an ignored element.
@@ -29,26 +59,34 @@ MRCNN_HOST_DEVICE int focal_role(int64_t label, int64_t column) {
 }
 
 template <typename acc_t>
-MRCNN_HOST_DEVICE acc_t focal_loss_value(acc_t x, int role, acc_t gamma, acc_t alpha) {
+MRCNN_HOST_DEVICE acc_t focal_loss_value(const SigmoidTerms<acc_t>& t, int role, acc_t gamma,
+                                         acc_t alpha) {
   if (role == 0) return acc_t(0);
-  const acc_t p = acc_t(1) / (acc_t(1) + exp(-x));
-  if (role > 0) return -alpha * pow(acc_t(1) - p, gamma) * -stable_softplus(-x);
-  return -(acc_t(1) - alpha) * pow(p, gamma) * -stable_softplus(x);
+  if (role > 0) return -alpha * focal_power(acc_t(1) - t.p, gamma) * t.log_p;
+  return -(acc_t(1) - alpha) * focal_power(t.p, gamma) * t.log_1mp;
 }
 
 // d loss / d x. Using dp/dx = p (1 - p):
 //   positive: -alpha       * (1 - p)^gamma * (1 - p - gamma * p * log(p))
 //   negative: -(1 - alpha) *       p^gamma * (gamma * (1 - p) * log(1 - p) - p)
 template <typename acc_t>
-MRCNN_HOST_DEVICE acc_t focal_loss_grad(acc_t x, int role, acc_t gamma, acc_t alpha) {
+MRCNN_HOST_DEVICE acc_t focal_loss_grad(const SigmoidTerms<acc_t>& t, int role, acc_t gamma,
+                                        acc_t alpha) {
   if (role == 0) return acc_t(0);
-  const acc_t p = acc_t(1) / (acc_t(1) + exp(-x));
   if (role > 0) {
-    const acc_t log_p = -stable_softplus(-x);
-    return -alpha * pow(acc_t(1) - p, gamma) * (acc_t(1) - p - gamma * p * log_p);
+    return -alpha * focal_power(acc_t(1) - t.p, gamma) * (acc_t(1) - t.p - gamma * t.p * t.log_p);
   }
-  const acc_t log_1mp = -stable_softplus(x);
-  return -(acc_t(1) - alpha) * pow(p, gamma) * (gamma * (acc_t(1) - p) * log_1mp - p);
+  return -(acc_t(1) - alpha) * focal_power(t.p, gamma) * (gamma * (acc_t(1) - t.p) * t.log_1mp - t.p);
+}
+
+template <typename acc_t>
+MRCNN_HOST_DEVICE acc_t focal_loss_value(acc_t x, int role, acc_t gamma, acc_t alpha) {
+  return role == 0 ? acc_t(0) : focal_loss_value(sigmoid_terms(x), role, gamma, alpha);
+}
+
+template <typename acc_t>
+MRCNN_HOST_DEVICE acc_t focal_loss_grad(acc_t x, int role, acc_t gamma, acc_t alpha) {
+  return role == 0 ? acc_t(0) : focal_loss_grad(sigmoid_terms(x), role, gamma, alpha);
 }
 
 }  // namespace maskrcnn_benchmark

@@ -33,7 +33,7 @@ def batch():
     return logits, targets
 
 
-@pytest.mark.parametrize("gamma,alpha", [(2.0, 0.25), (0.0, 0.5), (1.5, 0.75)])
+@pytest.mark.parametrize("gamma,alpha", [(2.0, 0.25), (0.0, 0.5), (1.0, 0.3), (1.5, 0.75)])
 def test_forward_matches_direct_formula(batch, gamma, alpha):
     logits, targets = batch
     expected = direct_formula(logits, targets, gamma, alpha)
@@ -53,7 +53,7 @@ def test_matches_torchvision_with_one_hot_targets(batch, dtype):
     torch.testing.assert_close(ours, reference, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("gamma,alpha", [(2.0, 0.25), (0.5, 0.6)])
+@pytest.mark.parametrize("gamma,alpha", [(2.0, 0.25), (1.0, 0.4), (0.5, 0.6)])
 def test_gradient_matches_autograd_of_formula(batch, gamma, alpha):
     logits, targets = batch
     weights = torch.rand(logits.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
@@ -64,6 +64,21 @@ def test_gradient_matches_autograd_of_formula(batch, gamma, alpha):
     torch.testing.assert_close(ours_in.grad, reference_in.grad)
     assert torch.autograd.gradcheck(
         lambda x: sigmoid_focal_loss(x, targets, gamma, alpha), (logits.clone().requires_grad_(),))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_reduced_precision_computes_in_float32(batch, dtype):
+    # Inputs rounded to dtype, arithmetic in float32, one rounding of the result.
+    logits, targets = batch
+    low = logits.to(dtype).requires_grad_()
+    loss = sigmoid_focal_loss(low, targets, 2.0, 0.25)
+    full = low.detach().float().requires_grad_()
+    expected = sigmoid_focal_loss_cpu(full, targets, 2.0, 0.25)
+    assert loss.dtype == dtype
+    torch.testing.assert_close(loss.float(), expected.detach().to(dtype).float(), atol=1e-3, rtol=1e-2)
+    loss.sum().backward()
+    expected.sum().backward()
+    torch.testing.assert_close(low.grad.float(), full.grad.to(dtype).float(), atol=1e-3, rtol=1e-2)
 
 
 def test_extreme_logits_stay_finite():
