@@ -22,6 +22,7 @@
 
 #include "../checks.h"
 #include "../ops.h"
+#include "../pooling_setup.h"
 #include "../roi_align_geometry.h"
 
 namespace maskrcnn_benchmark {
@@ -378,12 +379,9 @@ void backward_planar(const at::Tensor& grad_output, const at::Tensor& rois,
 at::Tensor roi_align_forward(const at::Tensor& input, const at::Tensor& rois,
                              double spatial_scale, int64_t pooled_height,
                              int64_t pooled_width, int64_t sampling_ratio, bool aligned) {
-  check_feature_map_and_rois("roi_align", input, rois);
-  check_pooled_size("roi_align", pooled_height, pooled_width);
-  const std::vector<int64_t> output_size = {rois.size(0), input.size(1), pooled_height,
-                                            pooled_width};
-  // An empty feature map has nothing to sample: every bin is 0.
-  if (rois.size(0) == 0 || input.numel() == 0) return at::zeros(output_size, input.options());
+  check_pooling_inputs("roi_align", input, rois, pooled_height, pooled_width);
+  const auto output_size = pooled_output_size(input, rois, pooled_height, pooled_width);
+  if (nothing_to_pool(input, rois)) return at::zeros(output_size, input.options());
   // Both kernels write every output element, so the output needs no initialisation.
   auto output = at::empty(output_size, input.options());
   const PoolingParams params{spatial_scale, static_cast<int>(pooled_height),
@@ -410,11 +408,7 @@ at::Tensor roi_align_backward(const at::Tensor& grad_output, const at::Tensor& r
                               int64_t pooled_width, int64_t batch_size, int64_t channels,
                               int64_t height, int64_t width, int64_t sampling_ratio,
                               bool aligned) {
-  TORCH_CHECK(grad_output.dim() == 4 && grad_output.size(0) == rois.size(0) &&
-                  grad_output.size(1) == channels && grad_output.size(2) == pooled_height &&
-                  grad_output.size(3) == pooled_width,
-              "roi_align backward: grad_output has shape ", grad_output.sizes(), ", expected [",
-              rois.size(0), ", ", channels, ", ", pooled_height, ", ", pooled_width, "]");
+  check_roi_align_grad_output(grad_output, rois, channels, pooled_height, pooled_width);
   const std::vector<int64_t> input_size = {batch_size, channels, height, width};
   if (grad_output.numel() == 0 || batch_size * channels * height * width == 0) {
     return at::zeros(input_size, grad_output.options());
@@ -441,9 +435,10 @@ at::Tensor roi_align_backward(const at::Tensor& grad_output, const at::Tensor& r
                              grad_input.mutable_data_ptr<scalar_t>(), batch_size,
                              height * width, channels);
         } else {
-          auto grad_acc = at::zeros(input_size, grad_output.options().dtype(opmath));
-          backward_planar<scalar_t>(grad_output_c, rois_c, grad_acc, params);
-          grad_input = grad_acc.to(grad_output.scalar_type());
+          grad_input = scatter_input_grad(
+              grad_output, batch_size, channels, height, width, [&](at::Tensor& grad_acc) {
+                backward_planar<scalar_t>(grad_output_c, rois_c, grad_acc, params);
+              });
         }
       });
   return grad_input;

@@ -11,6 +11,7 @@
 
 #include "../checks.h"
 #include "../ops.h"
+#include "../pooling_setup.h"
 #include "../roi_pool_geometry.h"
 
 namespace maskrcnn_benchmark {
@@ -91,12 +92,9 @@ std::tuple<at::Tensor, at::Tensor> roi_pool_forward(const at::Tensor& input,
                                                     double spatial_scale,
                                                     int64_t pooled_height,
                                                     int64_t pooled_width) {
-  check_feature_map_and_rois("roi_pool", input, rois);
-  check_pooled_size("roi_pool", pooled_height, pooled_width);
-  const std::vector<int64_t> output_size = {rois.size(0), input.size(1), pooled_height,
-                                            pooled_width};
-  // An empty feature map has nothing to pool: every bin is empty.
-  if (rois.size(0) == 0 || input.numel() == 0) {
+  check_pooling_inputs("roi_pool", input, rois, pooled_height, pooled_width);
+  const auto output_size = pooled_output_size(input, rois, pooled_height, pooled_width);
+  if (nothing_to_pool(input, rois)) {
     return {at::zeros(output_size, input.options()),
             at::full(output_size, -1, input.options().dtype(at::kLong))};
   }
@@ -117,21 +115,15 @@ std::tuple<at::Tensor, at::Tensor> roi_pool_forward(const at::Tensor& input,
 at::Tensor roi_pool_backward(const at::Tensor& grad_output, const at::Tensor& argmax,
                              int64_t batch_size, int64_t channels, int64_t height,
                              int64_t width) {
-  TORCH_CHECK(grad_output.sizes() == argmax.sizes(), "roi_pool backward: grad_output shape ",
-              grad_output.sizes(), " differs from argmax shape ", argmax.sizes());
-  TORCH_CHECK(argmax.scalar_type() == at::kLong, "roi_pool backward: argmax must be int64, got ",
-              argmax.scalar_type());
-  const auto opmath = at::toOpMathType(grad_output.scalar_type());
-  auto grad_input = at::zeros({batch_size, channels, height, width},
-                              grad_output.options().dtype(opmath));
-  if (grad_output.numel() > 0) {
-    const auto grad_output_c = grad_output.contiguous();
-    const auto argmax_c = argmax.contiguous();
-    AT_DISPATCH_FLOATING_TYPES_AND2(
-        at::kHalf, at::kBFloat16, grad_output.scalar_type(), "roi_pool_backward_cpu",
-        [&] { roi_pool_backward_impl<scalar_t>(grad_output_c, argmax_c, grad_input); });
-  }
-  return grad_input.to(grad_output.scalar_type());
+  check_roi_pool_grad_output(grad_output, argmax);
+  return scatter_input_grad(
+      grad_output, batch_size, channels, height, width, [&](at::Tensor& grad_acc) {
+        const auto grad_output_c = grad_output.contiguous();
+        const auto argmax_c = argmax.contiguous();
+        AT_DISPATCH_FLOATING_TYPES_AND2(
+            at::kHalf, at::kBFloat16, grad_output.scalar_type(), "roi_pool_backward_cpu",
+            [&] { roi_pool_backward_impl<scalar_t>(grad_output_c, argmax_c, grad_acc); });
+      });
 }
 
 }  // namespace cpu
