@@ -13,6 +13,7 @@
 #include "../ops.h"
 #include "../pooling_setup.h"
 #include "../roi_pool_geometry.h"
+#include "map_geometry.h"
 
 namespace maskrcnn_benchmark {
 namespace cpu {
@@ -23,11 +24,7 @@ void roi_pool_forward_impl(const at::Tensor& input, const at::Tensor& rois, at::
                            at::Tensor& argmax, double spatial_scale, int pooled_height,
                            int pooled_width) {
   using acc_t = at::opmath_type<scalar_t>;
-  const int64_t batch_size = input.size(0);
-  const int64_t channels = input.size(1);
-  const int64_t height = input.size(2);
-  const int64_t width = input.size(3);
-  const int64_t plane = height * width;
+  const MapGeometry map = MapGeometry::planar(input);
   const int64_t bins = static_cast<int64_t>(pooled_height) * pooled_width;
   const scalar_t* input_data = input.const_data_ptr<scalar_t>();
   const scalar_t* rois_data = rois.const_data_ptr<scalar_t>();
@@ -39,22 +36,23 @@ void roi_pool_forward_impl(const at::Tensor& input, const at::Tensor& rois, at::
       acc_t roi[5];
       for (int i = 0; i < 5; ++i) roi[i] = static_cast<acc_t>(rois_data[k * 5 + i]);
       const int64_t b = static_cast<int64_t>(roi[0]);
-      TORCH_CHECK(b >= 0 && b < batch_size, "roi_pool: rois[:, 0] holds batch index ", b,
-                  " but the input batch has ", batch_size, " images");
+      TORCH_CHECK(b >= 0 && b < map.batch_size, "roi_pool: rois[:, 0] holds batch index ", b,
+                  " but the input batch has ", map.batch_size, " images");
       for (int ph = 0; ph < pooled_height; ++ph) {
         for (int pw = 0; pw < pooled_width; ++pw) {
-          const PoolBin bin = roi_pool_bin<acc_t>(roi, static_cast<acc_t>(spatial_scale), ph, pw,
-                                                  pooled_height, pooled_width, height, width);
-          for (int64_t c = 0; c < channels; ++c) {
-            const int64_t plane_start = (b * channels + c) * plane;
-            const int64_t out_index = (k * channels + c) * bins + ph * pooled_width + pw;
+          const PoolBin bin =
+              roi_pool_bin<acc_t>(roi, static_cast<acc_t>(spatial_scale), ph, pw, pooled_height,
+                                  pooled_width, map.height, map.width);
+          for (int64_t c = 0; c < map.channels; ++c) {
+            const int64_t plane_start = (b * map.channels + c) * map.plane();
+            const int64_t out_index = (k * map.channels + c) * bins + ph * pooled_width + pw;
             scalar_t best = scalar_t(0);
             int64_t best_index = -1;
             if (!bin.empty()) {
               best = std::numeric_limits<scalar_t>::lowest();
               for (int64_t y = bin.y_begin; y < bin.y_end; ++y) {
                 for (int64_t x = bin.x_begin; x < bin.x_end; ++x) {
-                  const int64_t index = plane_start + y * width + x;
+                  const int64_t index = plane_start + y * map.width + x;
                   if (input_data[index] > best) {
                     best = input_data[index];
                     best_index = index;
