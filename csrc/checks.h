@@ -6,8 +6,10 @@
 
 namespace maskrcnn_benchmark {
 
-inline void check_feature_map_and_rois(const char* op, const at::Tensor& input,
-                                       const at::Tensor& rois) {
+// RoIAlign / RoIPool forward: an N x C x H x W map, K x 5 RoIs alike in dtype and device, and a
+// positive output size.
+inline void check_pooling_inputs(const char* op, const at::Tensor& input, const at::Tensor& rois,
+                                 int64_t pooled_height, int64_t pooled_width) {
   TORCH_CHECK(input.dim() == 4, op, ": input must be a 4-D N x C x H x W tensor, got ",
               input.dim(), " dimensions");
   TORCH_CHECK(rois.dim() == 2 && rois.size(1) == 5, op,
@@ -18,11 +20,27 @@ inline void check_feature_map_and_rois(const char* op, const at::Tensor& input,
   TORCH_CHECK(input.device() == rois.device(), op,
               ": input and rois must be on the same device, got ", input.device(), " and ",
               rois.device());
-}
-
-inline void check_pooled_size(const char* op, int64_t pooled_height, int64_t pooled_width) {
   TORCH_CHECK(pooled_height > 0 && pooled_width > 0, op,
               ": output_size must be positive, got (", pooled_height, ", ", pooled_width, ")");
+}
+
+// RoIAlign backward: grad_output must be the forward output's K x C x pooled_height x pooled_width.
+inline void check_roi_align_grad_output(const at::Tensor& grad_output, const at::Tensor& rois,
+                                        int64_t channels, int64_t pooled_height,
+                                        int64_t pooled_width) {
+  TORCH_CHECK(grad_output.dim() == 4 && grad_output.size(0) == rois.size(0) &&
+                  grad_output.size(1) == channels && grad_output.size(2) == pooled_height &&
+                  grad_output.size(3) == pooled_width,
+              "roi_align backward: grad_output has shape ", grad_output.sizes(), ", expected [",
+              rois.size(0), ", ", channels, ", ", pooled_height, ", ", pooled_width, "]");
+}
+
+// RoIPool backward scatters grad_output through argmax element by element.
+inline void check_roi_pool_grad_output(const at::Tensor& grad_output, const at::Tensor& argmax) {
+  TORCH_CHECK(grad_output.sizes() == argmax.sizes(), "roi_pool backward: grad_output shape ",
+              grad_output.sizes(), " differs from argmax shape ", argmax.sizes());
+  TORCH_CHECK(argmax.scalar_type() == at::kLong, "roi_pool backward: argmax must be int64, got ",
+              argmax.scalar_type());
 }
 
 inline void check_boxes_and_scores(const at::Tensor& boxes, const at::Tensor& scores) {
@@ -51,6 +69,14 @@ inline void check_focal_loss_inputs(const at::Tensor& logits, const at::Tensor& 
   TORCH_CHECK(logits.device() == targets.device(),
               "sigmoid_focal_loss: logits and targets must be on the same device, got ",
               logits.device(), " and ", targets.device());
+}
+
+// Focal loss backward: the forward's inputs plus one incoming gradient per logit.
+inline void check_focal_loss_grad_inputs(const at::Tensor& logits, const at::Tensor& targets,
+                                         const at::Tensor& grad_loss) {
+  check_focal_loss_inputs(logits, targets);
+  TORCH_CHECK(grad_loss.sizes() == logits.sizes(), "sigmoid_focal_loss backward: grad_loss shape ",
+              grad_loss.sizes(), " differs from logits shape ", logits.sizes());
 }
 
 }  // namespace maskrcnn_benchmark

@@ -22,7 +22,9 @@
 
 #include "../checks.h"
 #include "../ops.h"
+#include "../pooling_setup.h"
 #include "../roi_align_geometry.h"
+#include "map_geometry.h"
 
 namespace maskrcnn_benchmark {
 namespace cpu {
@@ -50,33 +52,62 @@ struct RoISamples {
   int64_t batch_index = 0;
   int64_t samples_per_bin = 0;
   std::vector<BilinearSample<acc_t>> samples;
+
+  // 1 / the samples a bin averages (1 for an empty grid, whose bins are all 0).
+  acc_t inv_count() const {
+    return acc_t(1) / static_cast<acc_t>(samples_per_bin > 0 ? samples_per_bin : 1);
+  }
 };
 
+// Computes the samples of one RoI at a time into a buffer it reuses; one per thread.
 template <typename scalar_t, typename acc_t>
-void collect_roi_samples(const scalar_t* roi, const PoolingParams& p, int64_t batch_size,
-                         int64_t height, int64_t width, RoISamples<acc_t>& out) {
-  acc_t roi_acc[5];
-  for (int i = 0; i < 5; ++i) roi_acc[i] = static_cast<acc_t>(roi[i]);
-  out.batch_index = static_cast<int64_t>(roi_acc[0]);
-  TORCH_CHECK(out.batch_index >= 0 && out.batch_index < batch_size,
-              "roi_align: rois[:, 0] holds batch index ", out.batch_index,
-              " but the input batch has ", batch_size, " images");
-  const RoIWindow<acc_t> window = window_of(roi_acc, p);
-  const int grid_h = std::max(window.grid_h, 0);
-  const int grid_w = std::max(window.grid_w, 0);
-  out.samples_per_bin = static_cast<int64_t>(grid_h) * grid_w;
-  out.samples.clear();
-  out.samples.reserve(out.samples_per_bin * p.bins());
-  for (int ph = 0; ph < p.pooled_height; ++ph) {
-    for (int pw = 0; pw < p.pooled_width; ++pw) {
-      for (int iy = 0; iy < grid_h; ++iy) {
-        const acc_t y = sample_y(window, ph, iy);
-        for (int ix = 0; ix < grid_w; ++ix) {
-          out.samples.push_back(bilinear_sample<acc_t>(y, sample_x(window, pw, ix), height, width));
+class RoISampler {
+ public:
+  RoISampler(const at::Tensor& rois, const PoolingParams& p, const MapGeometry& map)
+      : rois_(rois.const_data_ptr<scalar_t>()), p_(p), map_(map) {}
+
+  // The samples of RoI k, valid until the next call.
+  const RoISamples<acc_t>& sample(int64_t k) {
+    const scalar_t* roi = rois_ + k * 5;
+    acc_t roi_acc[5];
+    for (int i = 0; i < 5; ++i) roi_acc[i] = static_cast<acc_t>(roi[i]);
+    out_.batch_index = static_cast<int64_t>(roi_acc[0]);
+    TORCH_CHECK(out_.batch_index >= 0 && out_.batch_index < map_.batch_size,
+                "roi_align: rois[:, 0] holds batch index ", out_.batch_index,
+                " but the input batch has ", map_.batch_size, " images");
+    const RoIWindow<acc_t> window = window_of(roi_acc, p_);
+    const int grid_h = std::max(window.grid_h, 0);
+    const int grid_w = std::max(window.grid_w, 0);
+    out_.samples_per_bin = static_cast<int64_t>(grid_h) * grid_w;
+    out_.samples.clear();
+    out_.samples.reserve(out_.samples_per_bin * p_.bins());
+    for (int ph = 0; ph < p_.pooled_height; ++ph) {
+      for (int pw = 0; pw < p_.pooled_width; ++pw) {
+        for (int iy = 0; iy < grid_h; ++iy) {
+          const acc_t y = sample_y(window, ph, iy);
+          for (int ix = 0; ix < grid_w; ++ix) {
+            out_.samples.push_back(
+                bilinear_sample<acc_t>(y, sample_x(window, pw, ix), map_.height, map_.width));
+          }
         }
       }
     }
+    return out_;
   }
+
+ private:
+  const scalar_t* rois_;
+  const PoolingParams& p_;
+  MapGeometry map_;
+  RoISamples<acc_t> out_;
+};
+
+// The parallel grain of the backward passes: one block of channels per thread. Each task sees
+// every RoI (and so recomputes its samples, cheap next to the channel work) but only writes its
+// own channels of the gradient.
+inline int64_t channel_grain(int64_t channels) {
+  const int64_t threads = std::max(1, at::get_num_threads());
+  return std::max<int64_t>(1, (channels + threads - 1) / threads);
 }
 
 // bilinear_sample() zeroes all four weights of a sample that falls off the map (the weights of
@@ -197,25 +228,20 @@ template <typename scalar_t>
 void forward_channels_last(const at::Tensor& input_nhwc, const at::Tensor& rois,
                            at::Tensor& output, const PoolingParams& p) {
   using acc_t = at::opmath_type<scalar_t>;
-  const int64_t batch_size = input_nhwc.size(0);
-  const int64_t height = input_nhwc.size(1);
-  const int64_t width = input_nhwc.size(2);
-  const int64_t channels = input_nhwc.size(3);
-  const int64_t image_stride = height * width * channels;
+  const MapGeometry map = MapGeometry::channels_last(input_nhwc);
+  const int64_t channels = map.channels;
   const int64_t bins = p.bins();
   const scalar_t* input_data = input_nhwc.const_data_ptr<scalar_t>();
-  const scalar_t* rois_data = rois.const_data_ptr<scalar_t>();
   scalar_t* output_data = output.mutable_data_ptr<scalar_t>();
 
   at::parallel_for(0, rois.size(0), 1, [&](int64_t begin, int64_t end) {
-    RoISamples<acc_t> roi_samples;
+    RoISampler<scalar_t, acc_t> sampler(rois, p, map);
     std::vector<acc_t> bin_sum(channels);
     for (int64_t k = begin; k < end; ++k) {
-      collect_roi_samples<scalar_t, acc_t>(rois_data + k * 5, p, batch_size, height, width,
-                                           roi_samples);
+      const RoISamples<acc_t>& roi_samples = sampler.sample(k);
       const int64_t n = roi_samples.samples_per_bin;
-      const acc_t inv_count = acc_t(1) / static_cast<acc_t>(n > 0 ? n : 1);
-      const scalar_t* image = input_data + roi_samples.batch_index * image_stride;
+      const acc_t inv_count = roi_samples.inv_count();
+      const scalar_t* image = input_data + roi_samples.batch_index * map.image_size();
       scalar_t* roi_output = output_data + k * channels * bins;  // C x bins
       const BilinearSample<acc_t>* s = roi_samples.samples.data();
       for (int64_t bin = 0; bin < bins; ++bin) {
@@ -237,31 +263,21 @@ template <typename scalar_t>
 void backward_channels_last(const at::Tensor& grad_output, const at::Tensor& rois,
                             at::Tensor& grad_nhwc, const PoolingParams& p) {
   using acc_t = at::opmath_type<scalar_t>;
-  const int64_t batch_size = grad_nhwc.size(0);
-  const int64_t height = grad_nhwc.size(1);
-  const int64_t width = grad_nhwc.size(2);
-  const int64_t channels = grad_nhwc.size(3);
-  const int64_t image_stride = height * width * channels;
+  const MapGeometry map = MapGeometry::channels_last(grad_nhwc);
+  const int64_t channels = map.channels;
   const int64_t bins = p.bins();
-  const int64_t num_rois = rois.size(0);
   const scalar_t* grad_output_data = grad_output.const_data_ptr<scalar_t>();
-  const scalar_t* rois_data = rois.const_data_ptr<scalar_t>();
   acc_t* grad_data = grad_nhwc.mutable_data_ptr<acc_t>();
 
-  // One block of channels per thread: each task sees every RoI (and so recomputes its samples,
-  // cheap next to the channel work) but only writes its own channels.
-  const int64_t threads = std::max(1, at::get_num_threads());
-  const int64_t grain = std::max<int64_t>(1, (channels + threads - 1) / threads);
-  at::parallel_for(0, channels, grain, [&](int64_t c_begin, int64_t c_end) {
+  at::parallel_for(0, channels, channel_grain(channels), [&](int64_t c_begin, int64_t c_end) {
     const int64_t block = c_end - c_begin;
-    RoISamples<acc_t> roi_samples;
+    RoISampler<scalar_t, acc_t> sampler(rois, p, map);
     std::vector<acc_t> roi_grad(bins * block);  // this RoI's output gradient, bins x block
-    for (int64_t k = 0; k < num_rois; ++k) {
-      collect_roi_samples<scalar_t, acc_t>(rois_data + k * 5, p, batch_size, height, width,
-                                           roi_samples);
+    for (int64_t k = 0; k < rois.size(0); ++k) {
+      const RoISamples<acc_t>& roi_samples = sampler.sample(k);
       const int64_t n = roi_samples.samples_per_bin;
       if (n == 0) continue;
-      const acc_t inv_count = acc_t(1) / static_cast<acc_t>(n);
+      const acc_t inv_count = roi_samples.inv_count();
       // Transpose C x bins to bins x C, folding in the 1 / count of the average.
       const scalar_t* grad_bins = grad_output_data + (k * channels + c_begin) * bins;
       for (int64_t c = 0; c < block; ++c) {
@@ -269,7 +285,7 @@ void backward_channels_last(const at::Tensor& grad_output, const at::Tensor& roi
           roi_grad[bin * block + c] = static_cast<acc_t>(grad_bins[c * bins + bin]) * inv_count;
         }
       }
-      acc_t* image = grad_data + roi_samples.batch_index * image_stride + c_begin;
+      acc_t* image = grad_data + roi_samples.batch_index * map.image_size() + c_begin;
       const BilinearSample<acc_t>* s = roi_samples.samples.data();
       for (int64_t bin = 0; bin < bins; ++bin) {
         const acc_t* bin_grad = roi_grad.data() + bin * block;
@@ -294,23 +310,19 @@ template <typename scalar_t>
 void forward_planar(const at::Tensor& input, const at::Tensor& rois, at::Tensor& output,
                     const PoolingParams& p) {
   using acc_t = at::opmath_type<scalar_t>;
-  const int64_t batch_size = input.size(0);
-  const int64_t channels = input.size(1);
-  const int64_t height = input.size(2);
-  const int64_t width = input.size(3);
-  const int64_t plane = height * width;
+  const MapGeometry map = MapGeometry::planar(input);
+  const int64_t channels = map.channels;
+  const int64_t plane = map.plane();
   const int64_t bins = p.bins();
   const scalar_t* input_data = input.const_data_ptr<scalar_t>();
-  const scalar_t* rois_data = rois.const_data_ptr<scalar_t>();
   scalar_t* output_data = output.mutable_data_ptr<scalar_t>();
 
   at::parallel_for(0, rois.size(0), 1, [&](int64_t begin, int64_t end) {
-    RoISamples<acc_t> roi_samples;
+    RoISampler<scalar_t, acc_t> sampler(rois, p, map);
     for (int64_t k = begin; k < end; ++k) {
-      collect_roi_samples<scalar_t, acc_t>(rois_data + k * 5, p, batch_size, height, width,
-                                           roi_samples);
+      const RoISamples<acc_t>& roi_samples = sampler.sample(k);
       const int64_t n = roi_samples.samples_per_bin;
-      const acc_t inv_count = acc_t(1) / static_cast<acc_t>(n > 0 ? n : 1);
+      const acc_t inv_count = roi_samples.inv_count();
       for (int64_t c = 0; c < channels; ++c) {
         const scalar_t* feature = input_data + (roi_samples.batch_index * channels + c) * plane;
         scalar_t* out = output_data + (k * channels + c) * bins;
@@ -335,27 +347,20 @@ template <typename scalar_t>
 void backward_planar(const at::Tensor& grad_output, const at::Tensor& rois,
                      at::Tensor& grad_input, const PoolingParams& p) {
   using acc_t = at::opmath_type<scalar_t>;
-  const int64_t batch_size = grad_input.size(0);
-  const int64_t channels = grad_input.size(1);
-  const int64_t height = grad_input.size(2);
-  const int64_t width = grad_input.size(3);
-  const int64_t plane = height * width;
+  const MapGeometry map = MapGeometry::planar(grad_input);
+  const int64_t channels = map.channels;
+  const int64_t plane = map.plane();
   const int64_t bins = p.bins();
-  const int64_t num_rois = rois.size(0);
   const scalar_t* grad_output_data = grad_output.const_data_ptr<scalar_t>();
-  const scalar_t* rois_data = rois.const_data_ptr<scalar_t>();
   acc_t* grad_input_data = grad_input.mutable_data_ptr<acc_t>();
 
-  const int64_t threads = std::max(1, at::get_num_threads());
-  const int64_t grain = std::max<int64_t>(1, (channels + threads - 1) / threads);
-  at::parallel_for(0, channels, grain, [&](int64_t c_begin, int64_t c_end) {
-    RoISamples<acc_t> roi_samples;
-    for (int64_t k = 0; k < num_rois; ++k) {
-      collect_roi_samples<scalar_t, acc_t>(rois_data + k * 5, p, batch_size, height, width,
-                                           roi_samples);
+  at::parallel_for(0, channels, channel_grain(channels), [&](int64_t c_begin, int64_t c_end) {
+    RoISampler<scalar_t, acc_t> sampler(rois, p, map);
+    for (int64_t k = 0; k < rois.size(0); ++k) {
+      const RoISamples<acc_t>& roi_samples = sampler.sample(k);
       const int64_t n = roi_samples.samples_per_bin;
       if (n == 0) continue;
-      const acc_t inv_count = acc_t(1) / static_cast<acc_t>(n);
+      const acc_t inv_count = roi_samples.inv_count();
       for (int64_t c = c_begin; c < c_end; ++c) {
         acc_t* grad_plane = grad_input_data + (roi_samples.batch_index * channels + c) * plane;
         const scalar_t* grad_bins = grad_output_data + (k * channels + c) * bins;
@@ -378,12 +383,9 @@ void backward_planar(const at::Tensor& grad_output, const at::Tensor& rois,
 at::Tensor roi_align_forward(const at::Tensor& input, const at::Tensor& rois,
                              double spatial_scale, int64_t pooled_height,
                              int64_t pooled_width, int64_t sampling_ratio, bool aligned) {
-  check_feature_map_and_rois("roi_align", input, rois);
-  check_pooled_size("roi_align", pooled_height, pooled_width);
-  const std::vector<int64_t> output_size = {rois.size(0), input.size(1), pooled_height,
-                                            pooled_width};
-  // An empty feature map has nothing to sample: every bin is 0.
-  if (rois.size(0) == 0 || input.numel() == 0) return at::zeros(output_size, input.options());
+  check_pooling_inputs("roi_align", input, rois, pooled_height, pooled_width);
+  const auto output_size = pooled_output_size(input, rois, pooled_height, pooled_width);
+  if (nothing_to_pool(input, rois)) return at::zeros(output_size, input.options());
   // Both kernels write every output element, so the output needs no initialisation.
   auto output = at::empty(output_size, input.options());
   const PoolingParams params{spatial_scale, static_cast<int>(pooled_height),
@@ -410,11 +412,7 @@ at::Tensor roi_align_backward(const at::Tensor& grad_output, const at::Tensor& r
                               int64_t pooled_width, int64_t batch_size, int64_t channels,
                               int64_t height, int64_t width, int64_t sampling_ratio,
                               bool aligned) {
-  TORCH_CHECK(grad_output.dim() == 4 && grad_output.size(0) == rois.size(0) &&
-                  grad_output.size(1) == channels && grad_output.size(2) == pooled_height &&
-                  grad_output.size(3) == pooled_width,
-              "roi_align backward: grad_output has shape ", grad_output.sizes(), ", expected [",
-              rois.size(0), ", ", channels, ", ", pooled_height, ", ", pooled_width, "]");
+  check_roi_align_grad_output(grad_output, rois, channels, pooled_height, pooled_width);
   const std::vector<int64_t> input_size = {batch_size, channels, height, width};
   if (grad_output.numel() == 0 || batch_size * channels * height * width == 0) {
     return at::zeros(input_size, grad_output.options());
@@ -441,9 +439,10 @@ at::Tensor roi_align_backward(const at::Tensor& grad_output, const at::Tensor& r
                              grad_input.mutable_data_ptr<scalar_t>(), batch_size,
                              height * width, channels);
         } else {
-          auto grad_acc = at::zeros(input_size, grad_output.options().dtype(opmath));
-          backward_planar<scalar_t>(grad_output_c, rois_c, grad_acc, params);
-          grad_input = grad_acc.to(grad_output.scalar_type());
+          grad_input = scatter_input_grad(
+              grad_output, batch_size, channels, height, width, [&](at::Tensor& grad_acc) {
+                backward_planar<scalar_t>(grad_output_c, rois_c, grad_acc, params);
+              });
         }
       });
   return grad_input;

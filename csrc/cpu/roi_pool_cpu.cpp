@@ -11,7 +11,9 @@
 
 #include "../checks.h"
 #include "../ops.h"
+#include "../pooling_setup.h"
 #include "../roi_pool_geometry.h"
+#include "map_geometry.h"
 
 namespace maskrcnn_benchmark {
 namespace cpu {
@@ -22,11 +24,7 @@ void roi_pool_forward_impl(const at::Tensor& input, const at::Tensor& rois, at::
                            at::Tensor& argmax, double spatial_scale, int pooled_height,
                            int pooled_width) {
   using acc_t = at::opmath_type<scalar_t>;
-  const int64_t batch_size = input.size(0);
-  const int64_t channels = input.size(1);
-  const int64_t height = input.size(2);
-  const int64_t width = input.size(3);
-  const int64_t plane = height * width;
+  const MapGeometry map = MapGeometry::planar(input);
   const int64_t bins = static_cast<int64_t>(pooled_height) * pooled_width;
   const scalar_t* input_data = input.const_data_ptr<scalar_t>();
   const scalar_t* rois_data = rois.const_data_ptr<scalar_t>();
@@ -38,22 +36,23 @@ void roi_pool_forward_impl(const at::Tensor& input, const at::Tensor& rois, at::
       acc_t roi[5];
       for (int i = 0; i < 5; ++i) roi[i] = static_cast<acc_t>(rois_data[k * 5 + i]);
       const int64_t b = static_cast<int64_t>(roi[0]);
-      TORCH_CHECK(b >= 0 && b < batch_size, "roi_pool: rois[:, 0] holds batch index ", b,
-                  " but the input batch has ", batch_size, " images");
+      TORCH_CHECK(b >= 0 && b < map.batch_size, "roi_pool: rois[:, 0] holds batch index ", b,
+                  " but the input batch has ", map.batch_size, " images");
       for (int ph = 0; ph < pooled_height; ++ph) {
         for (int pw = 0; pw < pooled_width; ++pw) {
-          const PoolBin bin = roi_pool_bin<acc_t>(roi, static_cast<acc_t>(spatial_scale), ph, pw,
-                                                  pooled_height, pooled_width, height, width);
-          for (int64_t c = 0; c < channels; ++c) {
-            const int64_t plane_start = (b * channels + c) * plane;
-            const int64_t out_index = (k * channels + c) * bins + ph * pooled_width + pw;
+          const PoolBin bin =
+              roi_pool_bin<acc_t>(roi, static_cast<acc_t>(spatial_scale), ph, pw, pooled_height,
+                                  pooled_width, map.height, map.width);
+          for (int64_t c = 0; c < map.channels; ++c) {
+            const int64_t plane_start = (b * map.channels + c) * map.plane();
+            const int64_t out_index = (k * map.channels + c) * bins + ph * pooled_width + pw;
             scalar_t best = scalar_t(0);
             int64_t best_index = -1;
             if (!bin.empty()) {
               best = std::numeric_limits<scalar_t>::lowest();
               for (int64_t y = bin.y_begin; y < bin.y_end; ++y) {
                 for (int64_t x = bin.x_begin; x < bin.x_end; ++x) {
-                  const int64_t index = plane_start + y * width + x;
+                  const int64_t index = plane_start + y * map.width + x;
                   if (input_data[index] > best) {
                     best = input_data[index];
                     best_index = index;
@@ -91,12 +90,9 @@ std::tuple<at::Tensor, at::Tensor> roi_pool_forward(const at::Tensor& input,
                                                     double spatial_scale,
                                                     int64_t pooled_height,
                                                     int64_t pooled_width) {
-  check_feature_map_and_rois("roi_pool", input, rois);
-  check_pooled_size("roi_pool", pooled_height, pooled_width);
-  const std::vector<int64_t> output_size = {rois.size(0), input.size(1), pooled_height,
-                                            pooled_width};
-  // An empty feature map has nothing to pool: every bin is empty.
-  if (rois.size(0) == 0 || input.numel() == 0) {
+  check_pooling_inputs("roi_pool", input, rois, pooled_height, pooled_width);
+  const auto output_size = pooled_output_size(input, rois, pooled_height, pooled_width);
+  if (nothing_to_pool(input, rois)) {
     return {at::zeros(output_size, input.options()),
             at::full(output_size, -1, input.options().dtype(at::kLong))};
   }
@@ -117,21 +113,15 @@ std::tuple<at::Tensor, at::Tensor> roi_pool_forward(const at::Tensor& input,
 at::Tensor roi_pool_backward(const at::Tensor& grad_output, const at::Tensor& argmax,
                              int64_t batch_size, int64_t channels, int64_t height,
                              int64_t width) {
-  TORCH_CHECK(grad_output.sizes() == argmax.sizes(), "roi_pool backward: grad_output shape ",
-              grad_output.sizes(), " differs from argmax shape ", argmax.sizes());
-  TORCH_CHECK(argmax.scalar_type() == at::kLong, "roi_pool backward: argmax must be int64, got ",
-              argmax.scalar_type());
-  const auto opmath = at::toOpMathType(grad_output.scalar_type());
-  auto grad_input = at::zeros({batch_size, channels, height, width},
-                              grad_output.options().dtype(opmath));
-  if (grad_output.numel() > 0) {
-    const auto grad_output_c = grad_output.contiguous();
-    const auto argmax_c = argmax.contiguous();
-    AT_DISPATCH_FLOATING_TYPES_AND2(
-        at::kHalf, at::kBFloat16, grad_output.scalar_type(), "roi_pool_backward_cpu",
-        [&] { roi_pool_backward_impl<scalar_t>(grad_output_c, argmax_c, grad_input); });
-  }
-  return grad_input.to(grad_output.scalar_type());
+  check_roi_pool_grad_output(grad_output, argmax);
+  return scatter_input_grad(
+      grad_output, batch_size, channels, height, width, [&](at::Tensor& grad_acc) {
+        const auto grad_output_c = grad_output.contiguous();
+        const auto argmax_c = argmax.contiguous();
+        AT_DISPATCH_FLOATING_TYPES_AND2(
+            at::kHalf, at::kBFloat16, grad_output.scalar_type(), "roi_pool_backward_cpu",
+            [&] { roi_pool_backward_impl<scalar_t>(grad_output_c, argmax_c, grad_acc); });
+      });
 }
 
 }  // namespace cpu

@@ -71,9 +71,7 @@ at::Tensor sigmoid_focal_loss_forward(const at::Tensor& logits, const at::Tensor
 at::Tensor sigmoid_focal_loss_backward(const at::Tensor& logits, const at::Tensor& targets,
                                        const at::Tensor& grad_loss, double gamma,
                                        double alpha) {
-  check_focal_loss_inputs(logits, targets);
-  TORCH_CHECK(grad_loss.sizes() == logits.sizes(), "sigmoid_focal_loss backward: grad_loss shape ",
-              grad_loss.sizes(), " differs from logits shape ", logits.sizes());
+  check_focal_loss_grad_inputs(logits, targets, grad_loss);
   const auto logits_c = logits.contiguous();
   const auto grad_c = grad_loss.to(logits.scalar_type()).contiguous();
   const auto labels = targets.to(at::kLong).contiguous();

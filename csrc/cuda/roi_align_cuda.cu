@@ -10,6 +10,7 @@
 
 #include "../checks.h"
 #include "../ops.h"
+#include "../pooling_setup.h"
 #include "../roi_align_geometry.h"
 #include "launch.cuh"
 
@@ -102,25 +103,21 @@ __global__ void roi_align_backward_kernel(int64_t total, const scalar_t* __restr
 at::Tensor roi_align_forward(const at::Tensor& input, const at::Tensor& rois,
                              double spatial_scale, int64_t pooled_height,
                              int64_t pooled_width, int64_t sampling_ratio, bool aligned) {
-  check_feature_map_and_rois("roi_align", input, rois);
-  check_pooled_size("roi_align", pooled_height, pooled_width);
+  check_pooling_inputs("roi_align", input, rois, pooled_height, pooled_width);
   c10::cuda::CUDAGuard guard(input.device());
-  auto output = at::zeros({rois.size(0), input.size(1), pooled_height, pooled_width},
-                          input.options());
-  const int64_t total = output.numel();
-  // An empty feature map has nothing to sample: every bin stays 0.
-  if (total == 0 || input.numel() == 0) return output;
+  auto output =
+      at::zeros(pooled_output_size(input, rois, pooled_height, pooled_width), input.options());
+  if (nothing_to_pool(input, rois)) return output;
   const auto input_c = input.contiguous();
   const auto rois_c = rois.contiguous();
-  auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, input.scalar_type(), "roi_align_forward_cuda", [&] {
-        roi_align_forward_kernel<scalar_t><<<blocks_for(total), kThreadsPerBlock, 0, stream>>>(
-            total, input_c.const_data_ptr<scalar_t>(), rois_c.const_data_ptr<scalar_t>(),
-            output.mutable_data_ptr<scalar_t>(), spatial_scale, input.size(1), input.size(2),
-            input.size(3), static_cast<int>(pooled_height), static_cast<int>(pooled_width),
-            static_cast<int>(sampling_ratio), aligned);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        launch_grid_stride(roi_align_forward_kernel<scalar_t>, output.numel(),
+                           input_c.const_data_ptr<scalar_t>(), rois_c.const_data_ptr<scalar_t>(),
+                           output.mutable_data_ptr<scalar_t>(), spatial_scale, input.size(1),
+                           input.size(2), input.size(3), static_cast<int>(pooled_height),
+                           static_cast<int>(pooled_width), static_cast<int>(sampling_ratio),
+                           aligned);
       });
   return output;
 }
@@ -130,32 +127,24 @@ at::Tensor roi_align_backward(const at::Tensor& grad_output, const at::Tensor& r
                               int64_t pooled_width, int64_t batch_size, int64_t channels,
                               int64_t height, int64_t width, int64_t sampling_ratio,
                               bool aligned) {
-  TORCH_CHECK(grad_output.dim() == 4 && grad_output.size(0) == rois.size(0) &&
-                  grad_output.size(1) == channels && grad_output.size(2) == pooled_height &&
-                  grad_output.size(3) == pooled_width,
-              "roi_align backward: grad_output has shape ", grad_output.sizes(), ", expected [",
-              rois.size(0), ", ", channels, ", ", pooled_height, ", ", pooled_width, "]");
+  check_roi_align_grad_output(grad_output, rois, channels, pooled_height, pooled_width);
   c10::cuda::CUDAGuard guard(grad_output.device());
-  const auto opmath = at::toOpMathType(grad_output.scalar_type());
-  auto grad_input = at::zeros({batch_size, channels, height, width},
-                              grad_output.options().dtype(opmath));
-  const int64_t total = grad_output.numel();
-  if (total == 0 || grad_input.numel() == 0) return grad_input.to(grad_output.scalar_type());
-  const auto grad_output_c = grad_output.contiguous();
-  const auto rois_c = rois.contiguous();
-  auto stream = at::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(
-      at::kHalf, at::kBFloat16, grad_output.scalar_type(), "roi_align_backward_cuda", [&] {
-        using acc_t = at::opmath_type<scalar_t>;
-        roi_align_backward_kernel<scalar_t, acc_t>
-            <<<blocks_for(total), kThreadsPerBlock, 0, stream>>>(
-                total, grad_output_c.const_data_ptr<scalar_t>(),
-                rois_c.const_data_ptr<scalar_t>(), grad_input.mutable_data_ptr<acc_t>(),
-                spatial_scale, channels, height, width, static_cast<int>(pooled_height),
-                static_cast<int>(pooled_width), static_cast<int>(sampling_ratio), aligned);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return scatter_input_grad(
+      grad_output, batch_size, channels, height, width, [&](at::Tensor& grad_acc) {
+        const auto grad_output_c = grad_output.contiguous();
+        const auto rois_c = rois.contiguous();
+        AT_DISPATCH_FLOATING_TYPES_AND2(
+            at::kHalf, at::kBFloat16, grad_output.scalar_type(), "roi_align_backward_cuda", [&] {
+              using acc_t = at::opmath_type<scalar_t>;
+              launch_grid_stride(roi_align_backward_kernel<scalar_t, acc_t>, grad_output.numel(),
+                                 grad_output_c.const_data_ptr<scalar_t>(),
+                                 rois_c.const_data_ptr<scalar_t>(),
+                                 grad_acc.mutable_data_ptr<acc_t>(), spatial_scale, channels,
+                                 height, width, static_cast<int>(pooled_height),
+                                 static_cast<int>(pooled_width),
+                                 static_cast<int>(sampling_ratio), aligned);
+            });
       });
-  return grad_input.to(grad_output.scalar_type());
 }
 
 }  // namespace cuda

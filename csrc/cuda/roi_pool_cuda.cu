@@ -9,6 +9,7 @@
 
 #include "../checks.h"
 #include "../ops.h"
+#include "../pooling_setup.h"
 #include "../roi_pool_geometry.h"
 #include "launch.cuh"
 
@@ -72,25 +73,21 @@ std::tuple<at::Tensor, at::Tensor> roi_pool_forward(const at::Tensor& input,
                                                     double spatial_scale,
                                                     int64_t pooled_height,
                                                     int64_t pooled_width) {
-  check_feature_map_and_rois("roi_pool", input, rois);
-  check_pooled_size("roi_pool", pooled_height, pooled_width);
+  check_pooling_inputs("roi_pool", input, rois, pooled_height, pooled_width);
   c10::cuda::CUDAGuard guard(input.device());
-  auto output = at::zeros({rois.size(0), input.size(1), pooled_height, pooled_width},
-                          input.options());
+  auto output =
+      at::zeros(pooled_output_size(input, rois, pooled_height, pooled_width), input.options());
   auto argmax = at::full(output.sizes(), -1, input.options().dtype(at::kLong));
-  const int64_t total = output.numel();
-  if (total == 0 || input.numel() == 0) return {output, argmax};
+  if (nothing_to_pool(input, rois)) return {output, argmax};
   const auto input_c = input.contiguous();
   const auto rois_c = rois.contiguous();
-  auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, input.scalar_type(), "roi_pool_forward_cuda", [&] {
-        roi_pool_forward_kernel<scalar_t><<<blocks_for(total), kThreadsPerBlock, 0, stream>>>(
-            total, input_c.const_data_ptr<scalar_t>(), rois_c.const_data_ptr<scalar_t>(),
-            output.mutable_data_ptr<scalar_t>(), argmax.mutable_data_ptr<int64_t>(),
-            spatial_scale, input.size(1), input.size(2), input.size(3),
-            static_cast<int>(pooled_height), static_cast<int>(pooled_width));
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        launch_grid_stride(roi_pool_forward_kernel<scalar_t>, output.numel(),
+                           input_c.const_data_ptr<scalar_t>(), rois_c.const_data_ptr<scalar_t>(),
+                           output.mutable_data_ptr<scalar_t>(), argmax.mutable_data_ptr<int64_t>(),
+                           spatial_scale, input.size(1), input.size(2), input.size(3),
+                           static_cast<int>(pooled_height), static_cast<int>(pooled_width));
       });
   return {output, argmax};
 }
@@ -98,30 +95,21 @@ std::tuple<at::Tensor, at::Tensor> roi_pool_forward(const at::Tensor& input,
 at::Tensor roi_pool_backward(const at::Tensor& grad_output, const at::Tensor& argmax,
                              int64_t batch_size, int64_t channels, int64_t height,
                              int64_t width) {
-  TORCH_CHECK(grad_output.sizes() == argmax.sizes(), "roi_pool backward: grad_output shape ",
-              grad_output.sizes(), " differs from argmax shape ", argmax.sizes());
-  TORCH_CHECK(argmax.scalar_type() == at::kLong, "roi_pool backward: argmax must be int64, got ",
-              argmax.scalar_type());
+  check_roi_pool_grad_output(grad_output, argmax);
   c10::cuda::CUDAGuard guard(grad_output.device());
-  const auto opmath = at::toOpMathType(grad_output.scalar_type());
-  auto grad_input = at::zeros({batch_size, channels, height, width},
-                              grad_output.options().dtype(opmath));
-  const int64_t total = grad_output.numel();
-  if (total > 0) {
-    const auto grad_output_c = grad_output.contiguous();
-    const auto argmax_c = argmax.contiguous();
-    auto stream = at::cuda::getCurrentCUDAStream();
-    AT_DISPATCH_FLOATING_TYPES_AND2(
-        at::kHalf, at::kBFloat16, grad_output.scalar_type(), "roi_pool_backward_cuda", [&] {
-          using acc_t = at::opmath_type<scalar_t>;
-          roi_pool_backward_kernel<scalar_t, acc_t>
-              <<<blocks_for(total), kThreadsPerBlock, 0, stream>>>(
-                  total, grad_output_c.const_data_ptr<scalar_t>(),
-                  argmax_c.const_data_ptr<int64_t>(), grad_input.mutable_data_ptr<acc_t>());
-          C10_CUDA_KERNEL_LAUNCH_CHECK();
-        });
-  }
-  return grad_input.to(grad_output.scalar_type());
+  return scatter_input_grad(
+      grad_output, batch_size, channels, height, width, [&](at::Tensor& grad_acc) {
+        const auto grad_output_c = grad_output.contiguous();
+        const auto argmax_c = argmax.contiguous();
+        AT_DISPATCH_FLOATING_TYPES_AND2(
+            at::kHalf, at::kBFloat16, grad_output.scalar_type(), "roi_pool_backward_cuda", [&] {
+              using acc_t = at::opmath_type<scalar_t>;
+              launch_grid_stride(roi_pool_backward_kernel<scalar_t, acc_t>, grad_output.numel(),
+                                 grad_output_c.const_data_ptr<scalar_t>(),
+                                 argmax_c.const_data_ptr<int64_t>(),
+                                 grad_acc.mutable_data_ptr<acc_t>());
+            });
+      });
 }
 
 }  // namespace cuda

@@ -57,13 +57,11 @@ at::Tensor sigmoid_focal_loss_forward(const at::Tensor& logits, const at::Tensor
   auto losses = at::empty_like(logits_c);
   const int64_t total = losses.numel();
   if (total == 0) return losses;
-  auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, logits.scalar_type(), "sigmoid_focal_loss_forward_cuda", [&] {
-        focal_loss_forward_kernel<scalar_t><<<blocks_for(total), kThreadsPerBlock, 0, stream>>>(
-            total, logits.size(1), logits_c.const_data_ptr<scalar_t>(),
-            labels.const_data_ptr<int64_t>(), losses.mutable_data_ptr<scalar_t>(), gamma, alpha);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        launch_grid_stride(focal_loss_forward_kernel<scalar_t>, total, logits.size(1),
+                           logits_c.const_data_ptr<scalar_t>(), labels.const_data_ptr<int64_t>(),
+                           losses.mutable_data_ptr<scalar_t>(), gamma, alpha);
       });
   return losses;
 }
@@ -71,9 +69,7 @@ at::Tensor sigmoid_focal_loss_forward(const at::Tensor& logits, const at::Tensor
 at::Tensor sigmoid_focal_loss_backward(const at::Tensor& logits, const at::Tensor& targets,
                                        const at::Tensor& grad_loss, double gamma,
                                        double alpha) {
-  check_focal_loss_inputs(logits, targets);
-  TORCH_CHECK(grad_loss.sizes() == logits.sizes(), "sigmoid_focal_loss backward: grad_loss shape ",
-              grad_loss.sizes(), " differs from logits shape ", logits.sizes());
+  check_focal_loss_grad_inputs(logits, targets, grad_loss);
   c10::cuda::CUDAGuard guard(logits.device());
   const auto logits_c = logits.contiguous();
   const auto grad_c = grad_loss.to(logits.scalar_type()).contiguous();
@@ -81,14 +77,12 @@ at::Tensor sigmoid_focal_loss_backward(const at::Tensor& logits, const at::Tenso
   auto grad_logits = at::empty_like(logits_c);
   const int64_t total = grad_logits.numel();
   if (total == 0) return grad_logits;
-  auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, logits.scalar_type(), "sigmoid_focal_loss_backward_cuda", [&] {
-        focal_loss_backward_kernel<scalar_t><<<blocks_for(total), kThreadsPerBlock, 0, stream>>>(
-            total, logits.size(1), logits_c.const_data_ptr<scalar_t>(),
-            labels.const_data_ptr<int64_t>(), grad_c.const_data_ptr<scalar_t>(),
-            grad_logits.mutable_data_ptr<scalar_t>(), gamma, alpha);
-        C10_CUDA_KERNEL_LAUNCH_CHECK();
+        launch_grid_stride(focal_loss_backward_kernel<scalar_t>, total, logits.size(1),
+                           logits_c.const_data_ptr<scalar_t>(), labels.const_data_ptr<int64_t>(),
+                           grad_c.const_data_ptr<scalar_t>(),
+                           grad_logits.mutable_data_ptr<scalar_t>(), gamma, alpha);
       });
   return grad_logits;
 }

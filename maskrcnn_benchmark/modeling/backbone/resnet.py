@@ -75,7 +75,42 @@ def _init_conv(conv):
 
 
 class _ResidualBlock(nn.Module):
-    """Shared parts of both block kinds: the projection shortcut and the final add + ReLU."""
+    """Shared parts of both block kinds: the constructor (its signature, the dilation rule and the
+    projection shortcut) and the final add + ReLU. Subclasses build their convs in ``_build``."""
+
+    # Basic blocks have no grouped conv, so they reject NUM_GROUPS != 1.
+    _supports_groups = True
+
+    def __init__(
+        self,
+        in_channels,
+        bottleneck_channels,
+        out_channels,
+        num_groups,
+        stride_in_1x1,
+        stride,
+        dilation,
+        norm_func,
+        dcn_config=None,
+    ):
+        super().__init__()
+        if num_groups != 1 and not self._supports_groups:
+            raise ValueError(f"MODEL.RESNETS.NUM_GROUPS={num_groups}: basic blocks (R-18 / R-34) are not grouped")
+        if dilation > 1:
+            stride = 1  # dilation replaces the downsampling
+        # Registered (and initialised) before the convs, so module order and the RNG draws of a
+        # seeded build stay those of the original per-class constructors.
+        self.downsample = self._make_shortcut(in_channels, out_channels, stride, norm_func)
+        self._build(
+            in_channels, bottleneck_channels, out_channels, num_groups, stride_in_1x1, stride, dilation, norm_func,
+            dcn_config or {},
+        )
+
+    def _build(
+        self, in_channels, bottleneck_channels, out_channels, num_groups, stride_in_1x1, stride, dilation, norm_func,
+        dcn_config,
+    ):
+        raise NotImplementedError
 
     def _make_shortcut(self, in_channels, out_channels, stride, norm_func):
         if in_channels == out_channels and stride == 1:
@@ -125,25 +160,12 @@ def _make_3x3(in_channels, out_channels, stride, dilation, num_groups, dcn_confi
 class Bottleneck(_ResidualBlock):
     """1x1 reduce -> 3x3 (grouped, maybe deformable) -> 1x1 expand, plus shortcut."""
 
-    def __init__(
-        self,
-        in_channels,
-        bottleneck_channels,
-        out_channels,
-        num_groups,
-        stride_in_1x1,
-        stride,
-        dilation,
-        norm_func,
-        dcn_config=None,
+    def _build(
+        self, in_channels, bottleneck_channels, out_channels, num_groups, stride_in_1x1, stride, dilation, norm_func,
+        dcn_config,
     ):
-        super().__init__()
-        dcn_config = dcn_config or {}
-        if dilation > 1:
-            stride = 1  # dilation replaces the downsampling
         # Caffe2 / MSRA weights stride in the 1x1 conv; torchvision's ResNet (v1.5) in the 3x3.
         stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
-        self.downsample = self._make_shortcut(in_channels, out_channels, stride, norm_func)
         self.conv1 = Conv2d(in_channels, bottleneck_channels, kernel_size=1, stride=stride_1x1, bias=False)
         self.bn1 = norm_func(bottleneck_channels)
         self.conv2 = _make_3x3(bottleneck_channels, bottleneck_channels, stride_3x3, dilation, num_groups, dcn_config)
@@ -164,25 +186,12 @@ class BasicBlock(_ResidualBlock):
     """Two 3x3 convs plus shortcut (R-18 / R-34). The first conv maps to ``bottleneck_channels``
     (NUM_GROUPS x WIDTH_PER_GROUP at res2), which equals ``out_channels`` in the standard nets."""
 
-    def __init__(
-        self,
-        in_channels,
-        bottleneck_channels,
-        out_channels,
-        num_groups,
-        stride_in_1x1,
-        stride,
-        dilation,
-        norm_func,
-        dcn_config=None,
+    _supports_groups = False
+
+    def _build(
+        self, in_channels, bottleneck_channels, out_channels, num_groups, stride_in_1x1, stride, dilation, norm_func,
+        dcn_config,
     ):
-        super().__init__()
-        if num_groups != 1:
-            raise ValueError(f"MODEL.RESNETS.NUM_GROUPS={num_groups}: basic blocks (R-18 / R-34) are not grouped")
-        dcn_config = dcn_config or {}
-        if dilation > 1:
-            stride = 1
-        self.downsample = self._make_shortcut(in_channels, out_channels, stride, norm_func)
         self.conv1 = _make_3x3(in_channels, bottleneck_channels, stride, dilation, 1, {})
         self.bn1 = norm_func(bottleneck_channels)
         self.conv2 = _make_3x3(bottleneck_channels, out_channels, 1, dilation, 1, dcn_config)
