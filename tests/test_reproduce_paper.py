@@ -58,3 +58,42 @@ def test_table_one_report_marks_divergence_and_ap():
     first_row = next(line for line in report.splitlines() if line.startswith("| pi = 1e-2"))
     assert first_row.split("|")[2].strip() == "n/a (diverged at iter 16)"
     assert first_row.split("|")[3].strip() == "42.1"
+
+
+def test_several_seeds_report_the_mean_and_every_seed():
+    runs = tool.ablation_runs(["IIc"])[:1]
+    name = runs[0][1]
+    results = [
+        {"table": "IIc", "name": name, "seed": 0, "seconds": 10.0, "ap": 0.10, "diverged_at": None, "history": []},
+        {"table": "IIc", "name": name, "seed": 1, "seconds": 12.0, "ap": 0.14, "diverged_at": None, "history": []},
+        {"table": "IIc", "name": name, "seed": 2, "seconds": 2.0, "ap": None, "diverged_at": 9, "history": []},
+    ]
+    report = tool.markdown_report(results, runs, iters=10, total_seconds=24.0)
+    row = next(line for line in report.splitlines() if line.startswith("| " + runs[0][2]))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    # the diverged seed is listed, not averaged in
+    assert cells[1] == "12.0 (10.0 / 14.0 / n/a (diverged at iter 9))"
+    assert cells[2] == "8.0"
+    assert "Seeds 0, 1, 2" in report
+
+
+def test_run_one_passes_the_seed_and_thread_cap(tmp_path, monkeypatch):
+    seen = {}
+
+    class Completed:
+        returncode = 0
+        stdout = ""
+        stderr = ""
+
+    def fake_run(command, cwd, capture_output, text, env):
+        seen["command"], seen["env"] = command, env
+        return Completed()
+
+    monkeypatch.setattr(tool.subprocess, "run", fake_run)
+    run = tool.ablation_runs(["IIa"])[0]
+    result = tool.run_one(run, 20, str(tmp_path), "python", seed=3, threads=1)
+    command = seen["command"]
+    assert command[command.index("SEED") + 1] == "3"
+    assert command[command.index("OUTPUT_DIR") + 1] == os.path.join(str(tmp_path), run[1] + "_seed3")
+    assert seen["env"]["OMP_NUM_THREADS"] == "1"
+    assert result["seed"] == 3 and (tmp_path / (run[1] + "_seed3.log")).exists()

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 import yaml
 
@@ -123,9 +124,12 @@ def final_ap(output_dir):
     return None
 
 
-def run_one(run, iters, out_root, python):
+def run_one(run, iters, out_root, python, seed=None, threads=None):
+    """One training run; ``seed`` (None: the config's SEED) names its own output folder, and
+    ``threads`` caps its torch threads when several runs share the machine."""
     table, name, _, base, ablation = run
-    output_dir = os.path.join(out_root, name)
+    run_id = name if seed is None else f"{name}_seed{seed}"
+    output_dir = os.path.join(out_root, run_id)
     steps = f"({int(iters * 0.75)},)"
     command = [
         python, os.path.join(ROOT, "tools", "train_net.py"), "--config-file", os.path.join(ROOT, base),
@@ -136,10 +140,15 @@ def run_one(run, iters, out_root, python):
         "MODEL.SAMPLING_FREE.SAMPLE_IMAGES", "64",
         "OUTPUT_DIR", output_dir,
     ]
+    if seed is not None:
+        command += ["SEED", str(seed)]
+    env = dict(os.environ)
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
     started = time.time()
-    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
     seconds = time.time() - started
-    with open(os.path.join(out_root, name + ".log"), "w") as handle:
+    with open(os.path.join(out_root, run_id + ".log"), "w") as handle:
         handle.write(" ".join(command) + "\n\n" + completed.stdout + completed.stderr)
     history = read_json_lines(os.path.join(output_dir, "metrics.json"))
     diverged_at = None
@@ -149,30 +158,47 @@ def run_one(run, iters, out_root, python):
         if stopped:
             diverged_at = int(stopped.group(1))
         else:
-            raise RuntimeError(f"run {name} failed (exit {completed.returncode}); see {name}.log:\n"
+            raise RuntimeError(f"run {run_id} failed (exit {completed.returncode}); see {run_id}.log:\n"
                                + text[-2000:])
     return {
-        "table": table, "name": name, "seconds": round(seconds, 1),
+        "table": table, "name": name, "seed": seed, "seconds": round(seconds, 1),
         "ap": None if diverged_at is not None else final_ap(output_dir),
         "diverged_at": diverged_at, "history": history,
     }
 
 
-def _cell(result):
-    if result is None:
-        return "-"
+def _one_cell(result):
     if result["diverged_at"] is not None:
         return f"n/a (diverged at iter {result['diverged_at']})"
     return "?" if result["ap"] is None else f"{100 * result['ap']:.1f}"
 
 
+def _cell(results):
+    """A run's table cell. Several seeds: the mean AP of the seeds that trained, then every
+    seed's own value, so a divergence in one seed is not averaged away."""
+    if not results:
+        return "-"
+    if len(results) == 1:
+        return _one_cell(results[0])
+    aps = [r["ap"] for r in results if r["diverged_at"] is None and r["ap"] is not None]
+    mean = f"{100 * sum(aps) / len(aps):.1f}" if aps else "n/a"
+    return f"{mean} ({' / '.join(_one_cell(r) for r in results)})"
+
+
 def markdown_report(results, runs, iters, total_seconds):
-    by_name = {r["name"]: r for r in results}
+    by_name = {}
+    for result in results:
+        by_name.setdefault(result["name"], []).append(result)
+    seeds = sorted({r.get("seed") for r in results}, key=lambda seed: (seed is None, seed))
+    seed_note = ""
+    if len(seeds) > 1:
+        seed_note = (f" Seeds {', '.join(str(seed) for seed in seeds)}: each cell is the mean AP of "
+                     "the seeds that trained, then every seed's own result.")
     lines = [
         "# Sampling-Free ablations at small scale",
         "",
         f"Shapes dataset (generated, 128 px), CPU, {iters} iterations per run, "
-        f"{total_seconds / 60:.1f} min in total. COCO box AP (x100) on shapes_val.",
+        f"{total_seconds / 60:.1f} min in total. COCO box AP (x100) on shapes_val.{seed_note}",
         "",
     ]
     if any(r[0] == "I" for r in runs):
@@ -190,9 +216,9 @@ def markdown_report(results, runs, iters, total_seconds):
             continue
         lines += [f"## {title}", "", "| configuration | AP | time (s) |", "|---|---|---|"]
         for _, name, label, _, ablation in rows:
-            result = by_name.get(name)
-            lines.append(f"| {label} (`{os.path.basename(ablation)}`) | {_cell(result)} | "
-                         f"{result['seconds'] if result else '-'} |")
+            found = by_name.get(name, [])
+            seconds = f"{sum(r['seconds'] for r in found) / len(found):.1f}" if found else "-"
+            lines.append(f"| {label} (`{os.path.basename(ablation)}`) | {_cell(found)} | {seconds} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -214,8 +240,9 @@ def plot_curves(results, out_root):
         for result in chosen:
             cls_curve, loc_curve = split_losses(result["history"])
             its = [h["iteration"] for h in result["history"]]
-            axes[0].plot(its, cls_curve, label=result["name"])
-            axes[1].plot(its, loc_curve, label=result["name"])
+            label = result["name"] if result.get("seed") is None else f"{result['name']} seed {result['seed']}"
+            axes[0].plot(its, cls_curve, label=label)
+            axes[1].plot(its, loc_curve, label=label)
         for axis, key in zip(axes, keys):
             axis.set_yscale("log")
             axis.set_xlabel("iteration")
@@ -257,7 +284,15 @@ def main(argv=None):
     parser.add_argument("--out", default="output/reproduction")
     parser.add_argument("--only", nargs="*", help="run only these run names")
     parser.add_argument("--dry-run", action="store_true", help="print the runs and their overrides")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None,
+                        help="repeat every run with these SEED values (default: the config's seed, once)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at a time; the machine's cores are split between them")
     args = parser.parse_args(argv)
+    if args.iters < 1:
+        parser.error(f"--iters must be >= 1, got {args.iters}")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
 
     runs = ablation_runs(args.tables)
     if args.only:
@@ -268,11 +303,19 @@ def main(argv=None):
         return 0
     out_root = os.path.abspath(args.out)
     os.makedirs(out_root, exist_ok=True)
-    results, started = [], time.time()
-    for index, run in enumerate(runs, 1):
-        result = run_one(run, args.iters, out_root, sys.executable)
-        results.append(result)
-        print(f"[{index}/{len(runs)}] {run[1]}: {_cell(result)} ({result['seconds']} s)", flush=True)
+    tasks = [(run, seed) for run in runs for seed in (args.seeds or [None])]
+    threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
+    started = time.time()
+
+    def execute(task):
+        run, seed = task
+        result = run_one(run, args.iters, out_root, sys.executable, seed=seed, threads=threads)
+        tag = run[1] if seed is None else f"{run[1]} seed {seed}"
+        print(f"{tag}: {_one_cell(result)} ({result['seconds']} s)", flush=True)
+        return result
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(execute, tasks))  # in task order, whatever order they finish
     report = markdown_report(results, runs, args.iters, time.time() - started)
     plots = plot_curves(results, out_root)
     report += "\n" + "\n".join(f"![{os.path.basename(p)}]({os.path.basename(p)})" for p in plots) + "\n"
