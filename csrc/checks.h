@@ -35,6 +35,31 @@ inline void check_roi_align_grad_output(const at::Tensor& grad_output, const at:
               rois.size(0), ", ", channels, ", ", pooled_height, ", ", pooled_width, "]");
 }
 
+// The row selection of roi_align_forward_into / backward: int64 indices into the K RoIs.
+inline void check_roi_rows(const at::Tensor& rows, const at::Tensor& rois) {
+  TORCH_CHECK(rows.dim() == 1 && rows.scalar_type() == at::kLong,
+              "roi_align: rows must be a 1-D int64 tensor, got ", rows.scalar_type(),
+              " of shape ", rows.sizes());
+  TORCH_CHECK(rows.device() == rois.device(), "roi_align: rows on ", rows.device(),
+              " but rois on ", rois.device());
+}
+
+// The preallocated K x C x pooled_height x pooled_width output of roi_align_forward_into.
+inline void check_roi_align_output(const at::Tensor& output, const at::Tensor& input,
+                                   const at::Tensor& rois, int64_t pooled_height,
+                                   int64_t pooled_width) {
+  TORCH_CHECK(output.dim() == 4 && output.size(0) == rois.size(0) &&
+                  output.size(1) == input.size(1) && output.size(2) == pooled_height &&
+                  output.size(3) == pooled_width,
+              "roi_align_forward_into: output has shape ", output.sizes(), ", expected [",
+              rois.size(0), ", ", input.size(1), ", ", pooled_height, ", ", pooled_width, "]");
+  TORCH_CHECK(output.scalar_type() == input.scalar_type() && output.device() == input.device() &&
+                  output.is_contiguous(),
+              "roi_align_forward_into: output must be a contiguous ", input.scalar_type(),
+              " tensor on ", input.device(), ", got ", output.scalar_type(), " on ",
+              output.device());
+}
+
 // RoIPool backward scatters grad_output through argmax element by element.
 inline void check_roi_pool_grad_output(const at::Tensor& grad_output, const at::Tensor& argmax) {
   TORCH_CHECK(grad_output.sizes() == argmax.sizes(), "roi_pool backward: grad_output shape ",

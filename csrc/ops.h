@@ -3,6 +3,8 @@
 // registers anything with the dispatcher.
 #pragma once
 
+#include <optional>
+
 #include <ATen/ATen.h>
 
 #include <tuple>
@@ -19,7 +21,12 @@ at::Tensor roi_align_backward(const at::Tensor& grad_output, const at::Tensor& r
                               double spatial_scale, int64_t pooled_height,
                               int64_t pooled_width, int64_t batch_size, int64_t channels,
                               int64_t height, int64_t width, int64_t sampling_ratio,
-                              bool aligned);
+                              bool aligned, const std::optional<at::Tensor>& rows);
+
+void roi_align_forward_into(const at::Tensor& input, const at::Tensor& rois,
+                            const at::Tensor& rows, at::Tensor& output, double spatial_scale,
+                            int64_t pooled_height, int64_t pooled_width,
+                            int64_t sampling_ratio, bool aligned);
 
 std::tuple<at::Tensor, at::Tensor> roi_pool_forward(const at::Tensor& input,
                                                     const at::Tensor& rois,
@@ -53,7 +60,12 @@ at::Tensor roi_align_backward(const at::Tensor& grad_output, const at::Tensor& r
                               double spatial_scale, int64_t pooled_height,
                               int64_t pooled_width, int64_t batch_size, int64_t channels,
                               int64_t height, int64_t width, int64_t sampling_ratio,
-                              bool aligned);
+                              bool aligned, const std::optional<at::Tensor>& rows);
+
+void roi_align_forward_into(const at::Tensor& input, const at::Tensor& rois,
+                            const at::Tensor& rows, at::Tensor& output, double spatial_scale,
+                            int64_t pooled_height, int64_t pooled_width,
+                            int64_t sampling_ratio, bool aligned);
 
 std::tuple<at::Tensor, at::Tensor> roi_pool_forward(const at::Tensor& input,
                                                     const at::Tensor& rois,

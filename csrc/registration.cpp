@@ -32,7 +32,12 @@ TORCH_LIBRARY(maskrcnn_benchmark, m) {
   m.def(
       "roi_align_backward(Tensor grad_output, Tensor rois, float spatial_scale, "
       "int pooled_height, int pooled_width, int batch_size, int channels, int height, "
-      "int width, int sampling_ratio, bool aligned) -> Tensor");
+      "int width, int sampling_ratio, bool aligned, Tensor? rows=None) -> Tensor");
+  // Pools rois[rows] into output[rows]; the other rows of output are left as they are.
+  m.def(
+      "roi_align_forward_into(Tensor input, Tensor rois, Tensor rows, Tensor(a!) output, "
+      "float spatial_scale, int pooled_height, int pooled_width, int sampling_ratio, "
+      "bool aligned) -> ()");
   m.def(
       "roi_pool_forward(Tensor input, Tensor rois, float spatial_scale, int pooled_height, "
       "int pooled_width) -> (Tensor output, Tensor argmax)");
@@ -52,6 +57,7 @@ TORCH_LIBRARY_IMPL(maskrcnn_benchmark, CPU, m) {
   namespace k = maskrcnn_benchmark::cpu;
   m.impl("roi_align_forward", &k::roi_align_forward);
   m.impl("roi_align_backward", &k::roi_align_backward);
+  m.impl("roi_align_forward_into", &k::roi_align_forward_into);
   m.impl("roi_pool_forward", &k::roi_pool_forward);
   m.impl("roi_pool_backward", &k::roi_pool_backward);
   m.impl("nms", &k::nms);
@@ -64,6 +70,7 @@ TORCH_LIBRARY_IMPL(maskrcnn_benchmark, CUDA, m) {
   namespace k = maskrcnn_benchmark::cuda;
   m.impl("roi_align_forward", &k::roi_align_forward);
   m.impl("roi_align_backward", &k::roi_align_backward);
+  m.impl("roi_align_forward_into", &k::roi_align_forward_into);
   m.impl("roi_pool_forward", &k::roi_pool_forward);
   m.impl("roi_pool_backward", &k::roi_pool_backward);
   m.impl("nms", &k::nms);

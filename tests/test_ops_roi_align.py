@@ -156,3 +156,63 @@ def test_reduced_precision_follows_float32(dtype):
     mixed = roi_align(features.to(dtype), rois, 5, 0.5, 2, True)
     assert mixed.dtype == dtype
     torch.testing.assert_close(mixed.float(), reference, atol=0.02, rtol=0.02)
+
+
+# ------------------------------------------- row-selected forward / backward (multi-level pooler)
+def _rois_on_map(count, size, generator):
+    xy = torch.rand(count, 2, generator=generator) * size * 0.7
+    wh = 1 + torch.rand(count, 2, generator=generator) * size * 0.5
+    image = torch.randint(0, 2, (count, 1), generator=generator).float()
+    return torch.cat([image, xy, xy + wh], dim=1)
+
+
+@pytest.mark.parametrize("map_size", [12, 96])  # small map: channels-last path; large, sparse: planar
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_roi_align_into_writes_only_the_selected_rows(map_size, dtype):
+    from maskrcnn_benchmark.layers.roi_align import roi_align_into
+
+    generator = torch.Generator().manual_seed(3)
+    features = torch.randn(2, 5, map_size, map_size, generator=generator, dtype=dtype)
+    rois = _rois_on_map(9, map_size * 4, generator).to(dtype)
+    rows = torch.tensor([7, 0, 4, 2])
+    output = torch.full((9, 5, 3, 3), 42.0, dtype=dtype)
+    roi_align_into(output, features, rois, rows, (3, 3), 0.25, 2, aligned=True)
+    expected = torchvision.ops.roi_align(features, rois[rows], (3, 3), 0.25, 2, aligned=True)
+    torch.testing.assert_close(output[rows], expected)
+    untouched = torch.ones(9, dtype=torch.bool)
+    untouched[rows] = False
+    assert torch.all(output[untouched] == 42.0)
+
+
+@pytest.mark.parametrize("map_size", [12, 96])
+def test_backward_of_selected_rows_equals_torchvision_on_those_rows(map_size):
+    from maskrcnn_benchmark.layers.roi_align import roi_align_backward
+
+    generator = torch.Generator().manual_seed(4)
+    features = torch.randn(2, 5, map_size, map_size, generator=generator, dtype=torch.float64)
+    rois = _rois_on_map(9, map_size * 4, generator).double()
+    rows = torch.tensor([8, 1, 5])
+    grad_output = torch.randn(9, 5, 3, 3, generator=generator, dtype=torch.float64)
+    ours = roi_align_backward(grad_output, rois, 0.25, (3, 3), 0, False, tuple(features.shape), rows=rows)
+
+    reference_input = features.clone().requires_grad_()
+    pooled = torchvision.ops.roi_align(reference_input, rois[rows], (3, 3), 0.25, 0, aligned=False)
+    pooled.backward(grad_output[rows])
+    torch.testing.assert_close(ours, reference_input.grad)
+
+
+def test_row_selection_errors_name_the_culprit():
+    from maskrcnn_benchmark.layers.roi_align import roi_align_backward, roi_align_into
+
+    features = torch.randn(1, 2, 8, 8)
+    rois = torch.tensor([[0.0, 1, 1, 6, 6], [0.0, 2, 2, 5, 7]])
+    output = torch.zeros(2, 2, 2, 2)
+    with pytest.raises(RuntimeError, match="rows hold indices 0..2 but there are 2 RoIs"):
+        roi_align_into(output, features, rois, torch.tensor([0, 2]), (2, 2), 1.0, 2)
+    with pytest.raises(RuntimeError, match="rows must be a 1-D int64"):
+        roi_align_into(output, features, rois, torch.tensor([0.0]), (2, 2), 1.0, 2)
+    with pytest.raises(RuntimeError, match="output has shape"):
+        roi_align_into(torch.zeros(3, 2, 2, 2), features, rois, torch.tensor([0]), (2, 2), 1.0, 2)
+    with pytest.raises(RuntimeError, match="rows hold indices"):
+        roi_align_backward(torch.zeros(2, 2, 2, 2), rois, 1.0, (2, 2), 2, False, (1, 2, 8, 8),
+                           rows=torch.tensor([-1]))

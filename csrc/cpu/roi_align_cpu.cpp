@@ -40,6 +40,15 @@ struct PoolingParams {
   int64_t bins() const { return static_cast<int64_t>(pooled_height) * pooled_width; }
 };
 
+// Which RoIs a backward pass visits: all K in order, or the listed rows of a K-row call (the
+// per-level backward of a multi-level pooler, which reads its rows of the full gradient in
+// place instead of gathering them first).
+struct RoISelection {
+  const int64_t* rows = nullptr;  // null: every RoI
+  int64_t count = 0;
+  int64_t operator[](int64_t j) const { return rows ? rows[j] : j; }
+};
+
 template <typename acc_t>
 RoIWindow<acc_t> window_of(const acc_t* roi, const PoolingParams& p) {
   return make_roi_window<acc_t>(roi, static_cast<acc_t>(p.spatial_scale), p.pooled_height,
@@ -124,11 +133,12 @@ inline bool off_the_map(const BilinearSample<acc_t>& s) {
 
 // How many bilinear samples all RoIs take (the adaptive grid depends on each RoI's size).
 template <typename scalar_t>
-int64_t count_samples(const at::Tensor& rois, const PoolingParams& p) {
+int64_t count_samples(const at::Tensor& rois, const PoolingParams& p, const RoISelection& selected) {
   using acc_t = at::opmath_type<scalar_t>;
   const scalar_t* data = rois.const_data_ptr<scalar_t>();
   int64_t total = 0;
-  for (int64_t k = 0; k < rois.size(0); ++k) {
+  for (int64_t j = 0; j < selected.count; ++j) {
+    const int64_t k = selected[j];
     acc_t roi[5];
     for (int i = 0; i < 5; ++i) roi[i] = static_cast<acc_t>(data[k * 5 + i]);
     const RoIWindow<acc_t> window = window_of(roi, p);
@@ -226,7 +236,8 @@ inline void scatter_scaled(acc_t* __restrict pixel, const acc_t* __restrict grad
 // input_nhwc: N x H x W x C; output: K x C x pooled_height x pooled_width.
 template <typename scalar_t>
 void forward_channels_last(const at::Tensor& input_nhwc, const at::Tensor& rois,
-                           at::Tensor& output, const PoolingParams& p) {
+                           const RoISelection& selected, at::Tensor& output,
+                           const PoolingParams& p) {
   using acc_t = at::opmath_type<scalar_t>;
   const MapGeometry map = MapGeometry::channels_last(input_nhwc);
   const int64_t channels = map.channels;
@@ -234,10 +245,11 @@ void forward_channels_last(const at::Tensor& input_nhwc, const at::Tensor& rois,
   const scalar_t* input_data = input_nhwc.const_data_ptr<scalar_t>();
   scalar_t* output_data = output.mutable_data_ptr<scalar_t>();
 
-  at::parallel_for(0, rois.size(0), 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, selected.count, 1, [&](int64_t begin, int64_t end) {
     RoISampler<scalar_t, acc_t> sampler(rois, p, map);
     std::vector<acc_t> bin_sum(channels);
-    for (int64_t k = begin; k < end; ++k) {
+    for (int64_t j = begin; j < end; ++j) {
+      const int64_t k = selected[j];
       const RoISamples<acc_t>& roi_samples = sampler.sample(k);
       const int64_t n = roi_samples.samples_per_bin;
       const acc_t inv_count = roi_samples.inv_count();
@@ -261,7 +273,8 @@ void forward_channels_last(const at::Tensor& input_nhwc, const at::Tensor& rois,
 // grad_output: K x C x bins; grad_nhwc: N x H x W x C in the op-math type, zero on entry.
 template <typename scalar_t>
 void backward_channels_last(const at::Tensor& grad_output, const at::Tensor& rois,
-                            at::Tensor& grad_nhwc, const PoolingParams& p) {
+                            const RoISelection& selected, at::Tensor& grad_nhwc,
+                            const PoolingParams& p) {
   using acc_t = at::opmath_type<scalar_t>;
   const MapGeometry map = MapGeometry::channels_last(grad_nhwc);
   const int64_t channels = map.channels;
@@ -273,7 +286,8 @@ void backward_channels_last(const at::Tensor& grad_output, const at::Tensor& roi
     const int64_t block = c_end - c_begin;
     RoISampler<scalar_t, acc_t> sampler(rois, p, map);
     std::vector<acc_t> roi_grad(bins * block);  // this RoI's output gradient, bins x block
-    for (int64_t k = 0; k < rois.size(0); ++k) {
+    for (int64_t j = 0; j < selected.count; ++j) {
+      const int64_t k = selected[j];
       const RoISamples<acc_t>& roi_samples = sampler.sample(k);
       const int64_t n = roi_samples.samples_per_bin;
       if (n == 0) continue;
@@ -307,8 +321,8 @@ void backward_channels_last(const at::Tensor& grad_output, const at::Tensor& roi
 
 // input: N x C x H x W contiguous; output: K x C x pooled_height x pooled_width.
 template <typename scalar_t>
-void forward_planar(const at::Tensor& input, const at::Tensor& rois, at::Tensor& output,
-                    const PoolingParams& p) {
+void forward_planar(const at::Tensor& input, const at::Tensor& rois,
+                    const RoISelection& selected, at::Tensor& output, const PoolingParams& p) {
   using acc_t = at::opmath_type<scalar_t>;
   const MapGeometry map = MapGeometry::planar(input);
   const int64_t channels = map.channels;
@@ -317,9 +331,10 @@ void forward_planar(const at::Tensor& input, const at::Tensor& rois, at::Tensor&
   const scalar_t* input_data = input.const_data_ptr<scalar_t>();
   scalar_t* output_data = output.mutable_data_ptr<scalar_t>();
 
-  at::parallel_for(0, rois.size(0), 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, selected.count, 1, [&](int64_t begin, int64_t end) {
     RoISampler<scalar_t, acc_t> sampler(rois, p, map);
-    for (int64_t k = begin; k < end; ++k) {
+    for (int64_t j = begin; j < end; ++j) {
+      const int64_t k = selected[j];
       const RoISamples<acc_t>& roi_samples = sampler.sample(k);
       const int64_t n = roi_samples.samples_per_bin;
       const acc_t inv_count = roi_samples.inv_count();
@@ -345,7 +360,8 @@ void forward_planar(const at::Tensor& input, const at::Tensor& rois, at::Tensor&
 // grad_output: K x C x bins; grad_input: N x C x H x W in the op-math type, zero on entry.
 template <typename scalar_t>
 void backward_planar(const at::Tensor& grad_output, const at::Tensor& rois,
-                     at::Tensor& grad_input, const PoolingParams& p) {
+                     const RoISelection& selected, at::Tensor& grad_input,
+                     const PoolingParams& p) {
   using acc_t = at::opmath_type<scalar_t>;
   const MapGeometry map = MapGeometry::planar(grad_input);
   const int64_t channels = map.channels;
@@ -356,7 +372,8 @@ void backward_planar(const at::Tensor& grad_output, const at::Tensor& rois,
 
   at::parallel_for(0, channels, channel_grain(channels), [&](int64_t c_begin, int64_t c_end) {
     RoISampler<scalar_t, acc_t> sampler(rois, p, map);
-    for (int64_t k = 0; k < rois.size(0); ++k) {
+    for (int64_t j = 0; j < selected.count; ++j) {
+      const int64_t k = selected[j];
       const RoISamples<acc_t>& roi_samples = sampler.sample(k);
       const int64_t n = roi_samples.samples_per_bin;
       if (n == 0) continue;
@@ -378,6 +395,37 @@ void backward_planar(const at::Tensor& grad_output, const at::Tensor& rois,
   });
 }
 
+// Pools the selected RoIs into their rows of `output` (K x C x bins, contiguous), reading the
+// map whichever way is cheaper for them.
+void pool_selected(const at::Tensor& input, const at::Tensor& rois_c, const RoISelection& selected,
+                   at::Tensor& output, const PoolingParams& params) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(
+      at::kHalf, at::kBFloat16, input.scalar_type(), "roi_align_forward_cpu", [&] {
+        const int64_t samples = count_samples<scalar_t>(rois_c, params, selected);
+        // A map that is channels-last already costs nothing to read that way.
+        if ((input.is_contiguous(at::MemoryFormat::ChannelsLast) && !input.is_contiguous()) ||
+            sample_channels_last(samples, input.size(0), input.size(2), input.size(3))) {
+          forward_channels_last<scalar_t>(to_channels_last<scalar_t>(input), rois_c, selected,
+                                          output, params);
+        } else {
+          forward_planar<scalar_t>(input.contiguous(), rois_c, selected, output, params);
+        }
+      });
+}
+
+// `rows` checked (1-D int64 indices into the K RoIs) and made contiguous.
+at::Tensor checked_rows(const at::Tensor& rows, const at::Tensor& rois) {
+  check_roi_rows(rows, rois);
+  auto rows_c = rows.contiguous();
+  if (rows_c.numel() > 0) {
+    const int64_t lowest = rows_c.min().item<int64_t>();
+    const int64_t highest = rows_c.max().item<int64_t>();
+    TORCH_CHECK(lowest >= 0 && highest < rois.size(0), "roi_align: rows hold indices ", lowest,
+                "..", highest, " but there are ", rois.size(0), " RoIs");
+  }
+  return rows_c;
+}
+
 }  // namespace
 
 at::Tensor roi_align_forward(const at::Tensor& input, const at::Tensor& rois,
@@ -392,29 +440,44 @@ at::Tensor roi_align_forward(const at::Tensor& input, const at::Tensor& rois,
                              static_cast<int>(pooled_width), static_cast<int>(sampling_ratio),
                              aligned};
   const auto rois_c = rois.contiguous();
-  AT_DISPATCH_FLOATING_TYPES_AND2(
-      at::kHalf, at::kBFloat16, input.scalar_type(), "roi_align_forward_cpu", [&] {
-        const int64_t samples = count_samples<scalar_t>(rois_c, params);
-        // A map that is channels-last already costs nothing to read that way.
-        if ((input.is_contiguous(at::MemoryFormat::ChannelsLast) && !input.is_contiguous()) ||
-            sample_channels_last(samples, input.size(0), input.size(2), input.size(3))) {
-          forward_channels_last<scalar_t>(to_channels_last<scalar_t>(input), rois_c, output,
-                                          params);
-        } else {
-          forward_planar<scalar_t>(input.contiguous(), rois_c, output, params);
-        }
-      });
+  pool_selected(input, rois_c, {nullptr, rois_c.size(0)}, output, params);
   return output;
+}
+
+void roi_align_forward_into(const at::Tensor& input, const at::Tensor& rois,
+                            const at::Tensor& rows, at::Tensor& output, double spatial_scale,
+                            int64_t pooled_height, int64_t pooled_width,
+                            int64_t sampling_ratio, bool aligned) {
+  check_pooling_inputs("roi_align", input, rois, pooled_height, pooled_width);
+  check_roi_align_output(output, input, rois, pooled_height, pooled_width);
+  const auto rows_c = checked_rows(rows, rois);
+  if (rows_c.numel() == 0) return;
+  if (input.numel() == 0) {
+    output.index_fill_(0, rows_c, 0);
+    return;
+  }
+  const PoolingParams params{spatial_scale, static_cast<int>(pooled_height),
+                             static_cast<int>(pooled_width), static_cast<int>(sampling_ratio),
+                             aligned};
+  pool_selected(input, rois.contiguous(), {rows_c.const_data_ptr<int64_t>(), rows_c.numel()},
+                output, params);
 }
 
 at::Tensor roi_align_backward(const at::Tensor& grad_output, const at::Tensor& rois,
                               double spatial_scale, int64_t pooled_height,
                               int64_t pooled_width, int64_t batch_size, int64_t channels,
                               int64_t height, int64_t width, int64_t sampling_ratio,
-                              bool aligned) {
+                              bool aligned, const std::optional<at::Tensor>& rows) {
   check_roi_align_grad_output(grad_output, rois, channels, pooled_height, pooled_width);
   const std::vector<int64_t> input_size = {batch_size, channels, height, width};
-  if (grad_output.numel() == 0 || batch_size * channels * height * width == 0) {
+  at::Tensor rows_c;
+  RoISelection selected{nullptr, rois.size(0)};
+  if (rows.has_value()) {
+    rows_c = checked_rows(*rows, rois);
+    selected = {rows_c.const_data_ptr<int64_t>(), rows_c.numel()};
+  }
+  if (selected.count == 0 || grad_output.numel() == 0 ||
+      batch_size * channels * height * width == 0) {
     return at::zeros(input_size, grad_output.options());
   }
   const PoolingParams params{spatial_scale, static_cast<int>(pooled_height),
@@ -429,11 +492,11 @@ at::Tensor roi_align_backward(const at::Tensor& grad_output, const at::Tensor& r
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, grad_output.scalar_type(), "roi_align_backward_cpu", [&] {
         using acc_t = at::opmath_type<scalar_t>;
-        const int64_t samples = count_samples<scalar_t>(rois_c, params);
+        const int64_t samples = count_samples<scalar_t>(rois_c, params, selected);
         if (sample_channels_last(samples, batch_size, height, width)) {
           auto grad_nhwc = at::zeros({batch_size, height, width, channels},
                                      grad_output.options().dtype(opmath));
-          backward_channels_last<scalar_t>(grad_output_c, rois_c, grad_nhwc, params);
+          backward_channels_last<scalar_t>(grad_output_c, rois_c, selected, grad_nhwc, params);
           grad_input = at::empty(input_size, grad_output.options());
           transpose_matrices(grad_nhwc.const_data_ptr<acc_t>(),
                              grad_input.mutable_data_ptr<scalar_t>(), batch_size,
@@ -441,7 +504,7 @@ at::Tensor roi_align_backward(const at::Tensor& grad_output, const at::Tensor& r
         } else {
           grad_input = scatter_input_grad(
               grad_output, batch_size, channels, height, width, [&](at::Tensor& grad_acc) {
-                backward_planar<scalar_t>(grad_output_c, rois_c, grad_acc, params);
+                backward_planar<scalar_t>(grad_output_c, rois_c, selected, grad_acc, params);
               });
         }
       });

@@ -122,13 +122,33 @@ at::Tensor roi_align_forward(const at::Tensor& input, const at::Tensor& rois,
   return output;
 }
 
+void roi_align_forward_into(const at::Tensor& input, const at::Tensor& rois,
+                            const at::Tensor& rows, at::Tensor& output, double spatial_scale,
+                            int64_t pooled_height, int64_t pooled_width,
+                            int64_t sampling_ratio, bool aligned) {
+  check_roi_align_output(output, input, rois, pooled_height, pooled_width);
+  check_roi_rows(rows, rois);
+  // Pooled into a buffer of the selected rows, then copied (the CPU kernel writes in place).
+  output.index_copy_(0, rows,
+                     roi_align_forward(input, rois.index_select(0, rows), spatial_scale,
+                                       pooled_height, pooled_width, sampling_ratio, aligned));
+}
+
 at::Tensor roi_align_backward(const at::Tensor& grad_output, const at::Tensor& rois,
                               double spatial_scale, int64_t pooled_height,
                               int64_t pooled_width, int64_t batch_size, int64_t channels,
                               int64_t height, int64_t width, int64_t sampling_ratio,
-                              bool aligned) {
+                              bool aligned, const std::optional<at::Tensor>& rows) {
   check_roi_align_grad_output(grad_output, rois, channels, pooled_height, pooled_width);
   c10::cuda::CUDAGuard guard(grad_output.device());
+  if (rows.has_value()) {
+    // Only the listed RoIs: gathered here, then the usual kernel (the CPU kernel reads the rows
+    // in place instead).
+    check_roi_rows(*rows, rois);
+    return roi_align_backward(grad_output.index_select(0, *rows), rois.index_select(0, *rows),
+                              spatial_scale, pooled_height, pooled_width, batch_size, channels,
+                              height, width, sampling_ratio, aligned, std::nullopt);
+  }
   return scatter_input_grad(
       grad_output, batch_size, channels, height, width, [&](at::Tensor& grad_acc) {
         const auto grad_output_c = grad_output.contiguous();

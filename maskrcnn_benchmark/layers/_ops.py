@@ -34,8 +34,14 @@ def _roi_align_forward_fake(input, rois, spatial_scale, pooled_height, pooled_wi
 
 @torch.library.register_fake("maskrcnn_benchmark::roi_align_backward")
 def _roi_align_backward_fake(grad_output, rois, spatial_scale, pooled_height, pooled_width,
-                             batch_size, channels, height, width, sampling_ratio, aligned):
+                             batch_size, channels, height, width, sampling_ratio, aligned, rows=None):
     return grad_output.new_empty((batch_size, channels, height, width))
+
+
+@torch.library.register_fake("maskrcnn_benchmark::roi_align_forward_into")
+def _roi_align_forward_into_fake(input, rois, rows, output, spatial_scale, pooled_height,
+                                 pooled_width, sampling_ratio, aligned):
+    return None  # writes into ``output``
 
 
 @torch.library.register_fake("maskrcnn_benchmark::roi_pool_forward")

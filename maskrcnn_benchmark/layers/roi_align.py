@@ -27,15 +27,31 @@ def roi_align(input, rois, output_size, spatial_scale, sampling_ratio, aligned=F
     return run_in_common_dtype(pool, input, rois)
 
 
+def roi_align_into(output, input, rois, rows, output_size, spatial_scale, sampling_ratio, aligned=False):
+    """Pools ``rois[rows]`` from ``input`` into ``output[rows]`` (``output``: K x C x output_size,
+    the other rows untouched), outside autograd. The CPU kernel writes the rows in place, with
+    no intermediate K' x C x output_size buffer; mixed dtypes go through :func:`roi_align`."""
+    pooled_height, pooled_width = pair("roi_align_into", "output_size", output_size)
+    if input.dtype == rois.dtype == output.dtype and output.is_contiguous():
+        ops.roi_align_forward_into(input, rois, rows, output, float(spatial_scale), pooled_height,
+                                   pooled_width, int(sampling_ratio), bool(aligned))
+    else:
+        pooled = roi_align(input, rois[rows], output_size, spatial_scale, sampling_ratio, aligned)
+        output.index_copy_(0, rows, pooled.to(output.dtype))
+    return output
+
+
 def roi_align_backward(grad_output, rois, spatial_scale, output_size, sampling_ratio, aligned,
-                       input_shape):
+                       input_shape, rows=None):
     """Gradient of :func:`roi_align` with respect to its ``input`` (of ``input_shape``), for
-    callers that run the forward outside autograd. ``grad_output`` and ``rois`` share a dtype."""
+    callers that run the forward outside autograd. ``grad_output`` (K x C x output_size) and
+    ``rois`` (K x 5) share a dtype. ``rows`` (int64 indices into the K RoIs) restricts the
+    gradient to those RoIs; the CPU kernel reads them in place, without gathering a copy."""
     pooled_height, pooled_width = pair("roi_align_backward", "output_size", output_size)
     batch_size, channels, height, width = input_shape
     return ops.roi_align_backward(grad_output.contiguous(), rois, float(spatial_scale), pooled_height,
                                   pooled_width, batch_size, channels, height, width,
-                                  int(sampling_ratio), bool(aligned))
+                                  int(sampling_ratio), bool(aligned), rows)
 
 
 class ROIAlign(nn.Module):

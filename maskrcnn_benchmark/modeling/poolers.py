@@ -7,7 +7,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from maskrcnn_benchmark.layers import ROIAlign
-from maskrcnn_benchmark.layers.roi_align import roi_align, roi_align_backward
+from maskrcnn_benchmark.layers.roi_align import roi_align_backward, roi_align_into
 
 
 class LevelMapper(object):
@@ -77,8 +77,8 @@ class _PoolOnAssignedLevels(torch.autograd.Function):
     Written as ``result[rows] = roi_align(level)`` under autograd, the backward of each of those
     index assignments clones the whole output gradient (one full copy per level, K x C x h x w
     each, which is most of the RoI head's backward memory once thousands of RoIs are trained, as
-    Sampling-Free does). Here the backward gathers each level's rows of the gradient once and
-    hands them to that level's RoIAlign backward."""
+    Sampling-Free does). Here each level's RoIAlign backward reads its rows of the one output
+    gradient in place (on CUDA the op gathers them)."""
 
     @staticmethod
     def forward(ctx, rois, rows_per_level, scales, pool_args, *features):
@@ -94,8 +94,7 @@ class _PoolOnAssignedLevels(torch.autograd.Function):
             result[unmapped] = 0
         for rows, feature, scale in zip(rows_per_level, features, scales):
             if rows.numel():
-                pooled = roi_align(feature, rois[rows], output_size, scale, sampling_ratio, aligned)
-                result.index_copy_(0, rows, pooled.to(result.dtype))
+                roi_align_into(result, feature, rois, rows, output_size, scale, sampling_ratio, aligned)
         ctx.save_for_backward(rois, *rows_per_level)
         ctx.scales = scales
         ctx.pool_args = pool_args
@@ -107,17 +106,16 @@ class _PoolOnAssignedLevels(torch.autograd.Function):
     def backward(ctx, grad_output):
         rois, *rows_per_level = ctx.saved_tensors
         output_size, sampling_ratio, aligned = ctx.pool_args
+        grad_output = grad_output.contiguous()
         grads = []
         for level, (rows, scale, (shape, dtype)) in enumerate(zip(rows_per_level, ctx.scales, ctx.feature_meta)):
             if rows.numel() == 0 or not ctx.needs_input_grad[4 + level]:
                 grads.append(None)  # autograd reads None as a zero gradient
                 continue
-            level_grad = grad_output.index_select(0, rows)
-            level_rois = rois.index_select(0, rows)
             # Same dtype rule as roi_align's forward: mixed dtypes go through float32.
             compute_dtype = dtype if dtype == rois.dtype else torch.float32
-            grad = roi_align_backward(level_grad.to(compute_dtype), level_rois.to(compute_dtype), scale,
-                                      output_size, sampling_ratio, aligned, shape)
+            grad = roi_align_backward(grad_output.to(compute_dtype), rois.to(compute_dtype), scale,
+                                      output_size, sampling_ratio, aligned, shape, rows=rows)
             grads.append(grad.to(dtype))
         return (None, None, None, None, *grads)
 

@@ -3,6 +3,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from maskrcnn_benchmark.layers.lean_linear import lean_linear
 from maskrcnn_benchmark.modeling import registry
 from maskrcnn_benchmark.modeling.backbone.resnet import ResNetHead, StageSpec
 from maskrcnn_benchmark.modeling.make_layers import group_norm, make_fc
@@ -33,6 +34,14 @@ class ResNet50Conv5ROIFeatureExtractor(nn.Module):
         return self.head(self.pooler(x, proposals))
 
 
+def _fc_releasing_input(fc, x):
+    """``fc(x)`` for a ``make_fc`` layer (Linear, or Linear + GN), with the Linear's backward
+    freeing ``x`` early: fc6's K x 12544 pooled input is the head's largest buffer."""
+    linear = fc[0] if isinstance(fc, nn.Sequential) else fc
+    y = lean_linear(x, linear.weight, linear.bias)
+    return fc[1](y) if isinstance(fc, nn.Sequential) else y
+
+
 @registry.ROI_BOX_FEATURE_EXTRACTORS.register("FPN2MLPFeatureExtractor")
 class FPN2MLPFeatureExtractor(nn.Module):
     """FPN detectors: RoIs pooled on their level, then two fully connected layers (fc6, fc7)."""
@@ -50,7 +59,7 @@ class FPN2MLPFeatureExtractor(nn.Module):
         x = self.pooler(x, proposals).flatten(start_dim=1)
         # In place: neither fc (nor GN) keeps its output for backward, and each fc keeps its
         # input, so ReLU can reuse the fc output's memory (two K x MLP_HEAD_DIM buffers fewer).
-        x = F.relu(self.fc6(x), inplace=True)
+        x = F.relu(_fc_releasing_input(self.fc6, x), inplace=True)
         return F.relu(self.fc7(x), inplace=True)
 
 
