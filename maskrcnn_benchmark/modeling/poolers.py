@@ -74,11 +74,12 @@ class Pooler(nn.Module):
 class _PoolOnAssignedLevels(torch.autograd.Function):
     """RoIAlign of every RoI on its assigned level, written into one ``K x C x h x w`` output.
 
-    Written as ``result[rows] = roi_align(level)`` under autograd, the backward of each of those
-    index assignments clones the whole output gradient (one full copy per level, K x C x h x w
-    each, which is most of the RoI head's backward memory once thousands of RoIs are trained, as
-    Sampling-Free does). Here each level's RoIAlign backward reads its rows of the one output
-    gradient in place (on CUDA the op gathers them)."""
+    Written as ``result[rows] = roi_align(level)`` under autograd, each level's pooled rows would
+    exist twice in the forward (its own output, then the copy in ``result``) and the backward of
+    each index assignment would clone the whole output gradient, one full K x C x h x w copy per
+    level: most of the RoI head's memory once thousands of RoIs are trained, as Sampling-Free
+    does. Here each level's RoIAlign writes its rows of ``result`` and reads its rows of the
+    output gradient in place (on CUDA the ops gather and scatter the rows)."""
 
     @staticmethod
     def forward(ctx, rois, rows_per_level, scales, pool_args, *features):
@@ -107,6 +108,7 @@ class _PoolOnAssignedLevels(torch.autograd.Function):
         rois, *rows_per_level = ctx.saved_tensors
         output_size, sampling_ratio, aligned = ctx.pool_args
         grad_output = grad_output.contiguous()
+        in_dtype = {}  # the output gradient converted once per compute dtype
         grads = []
         for level, (rows, scale, (shape, dtype)) in enumerate(zip(rows_per_level, ctx.scales, ctx.feature_meta)):
             if rows.numel() == 0 or not ctx.needs_input_grad[4 + level]:
@@ -114,8 +116,11 @@ class _PoolOnAssignedLevels(torch.autograd.Function):
                 continue
             # Same dtype rule as roi_align's forward: mixed dtypes go through float32.
             compute_dtype = dtype if dtype == rois.dtype else torch.float32
-            grad = roi_align_backward(grad_output.to(compute_dtype), rois.to(compute_dtype), scale,
-                                      output_size, sampling_ratio, aligned, shape, rows=rows)
+            if compute_dtype not in in_dtype:
+                in_dtype[compute_dtype] = (grad_output.to(compute_dtype), rois.to(compute_dtype))
+            level_grad_output, level_rois = in_dtype[compute_dtype]
+            grad = roi_align_backward(level_grad_output, level_rois, scale, output_size, sampling_ratio,
+                                      aligned, shape, rows=rows)
             grads.append(grad.to(dtype))
         return (None, None, None, None, *grads)
 
