@@ -1,9 +1,10 @@
 """End to end on CPU: ATSS and PAA (GeneralizedRCNN, narrow R-18 GN backbone, shapes configs) overfit
 8 generated shapes images; COCO box AP (pycocotools) on those same images must reach a floor.
 
-Measured on 2 shared CPU cores with OMP_NUM_THREADS=1, 150 iterations each (80-100 s per case):
-ATSS focal AP 1.000, ATSS Sampling-Free 0.712, PAA focal 0.938, PAA Sampling-Free 0.768. The floor
-(0.5) leaves a margin for other machines; a detector that does not learn stays near 0.
+Measured on 2 shared CPU cores with OMP_NUM_THREADS=1, 150 iterations each (80-100 s per case),
+lr x 0.1 for the last quarter: ATSS focal AP 1.000, ATSS Sampling-Free 1.000, PAA focal 1.000, PAA
+Sampling-Free 0.892. The floor (0.5) leaves a margin for other machines; a detector that does not
+learn stays near 0.
 """
 import pytest
 import torch
@@ -28,7 +29,9 @@ def overfit(cfg, iterations, data_dir):
     torch.manual_seed(0)
     dataset = shapes_dataset(cfg, data_dir, NUM_IMAGES)
     model = build_detection_model(cfg)
-    losses, bias_reports = overfit_shapes(cfg, model, dataset, iterations, WARMUP_ITERS)
+    # lr x 0.1 for the last quarter, so that the AP of the last iterate does not swing with rounding.
+    losses, bias_reports = overfit_shapes(cfg, model, dataset, iterations, WARMUP_ITERS,
+                                          lr_drop_at=int(0.75 * iterations))
     assert all(0 < report["pi"] < 0.05 for report in bias_reports)
     return coco_ap(model, dataset), losses
 

@@ -1,9 +1,10 @@
 """End to end on CPU: RetinaNet / FCOS (narrow R-18 GN backbone, shapes config) overfit a few
 generated shapes images; COCO AP is measured with pycocotools on those images.
 
-Measured (8 images, batch 8, OMP_NUM_THREADS=1, 2 shared CPU cores, ~0.35 s per iteration):
-RetinaNet focal 200 it. AP 0.989 (72 s); RetinaNet Sampling-Free (CE + optimal bias + guided)
-150 it. AP 0.707; FCOS focal 150 it. AP 0.654. Each case must reach AP 0.5. The detector here is backbone -> one-stage module, which is what GeneralizedRCNN runs
+Measured (8 images, batch 8, 2 shared CPU cores, ~0.35 s per iteration, lr x 0.1 for the last
+quarter): RetinaNet focal 200 it. AP 1.000; RetinaNet Sampling-Free (CE + optimal bias + guided)
+150 it. AP 0.617; FCOS focal 150 it. AP 0.876 (0.894 with one thread, 0.938 with the focal loss
+written in plain tensor ops). Each case must reach AP 0.5. The detector here is backbone -> one-stage module, which is what GeneralizedRCNN runs
 with RPN_ONLY and no RoI heads.
 """
 import pytest
@@ -50,7 +51,10 @@ def train_and_evaluate(cfg, iterations, data_dir):
     torch.manual_seed(0)
     dataset = shapes_dataset(cfg, data_dir, NUM_IMAGES)
     model = OneStageDetector(cfg)
-    losses, bias_reports = overfit_shapes(cfg, model, dataset, iterations, WARMUP_ITERS)
+    # lr x 0.1 for the last quarter: without it the AP of the last iterate swung between 0.04
+    # and 0.65 (FCOS, 150 iterations) with nothing but the focal loss's float rounding changed.
+    losses, bias_reports = overfit_shapes(cfg, model, dataset, iterations, WARMUP_ITERS,
+                                          lr_drop_at=int(0.75 * iterations))
     assert all(0 < report["pi"] < 0.01 for report in bias_reports)
     return coco_ap(model, dataset), losses
 
