@@ -79,21 +79,25 @@ def apply_optimal_bias(head, targets):
     return head.set_bias_from_counts(head.count_samples(targets, sizes))
 
 
-def overfit_shapes(cfg, model, dataset, iterations, warmup_iters, lr_drop_at=None):
+def overfit_shapes(cfg, model, dataset, iterations, warmup_iters):
     """Train ``model`` on all of ``dataset`` as one fixed batch: the heads whose config asks for
     ``BIAS_INIT: optimal`` get it from this batch's counts, then SGD (momentum 0.9, ``cfg.SOLVER``
-    lr and weight decay, linear warm-up over ``warmup_iters``, lr x 0.1 from iteration
-    ``lr_drop_at`` on when given, so that the last iterate settles); every total loss must stay
-    finite. Returns the last loss dict and what each optimal-bias head reported it set."""
+    lr and weight decay, linear warm-up over ``warmup_iters``, lr x 0.1 for the last quarter);
+    every total loss must stay finite. Returns the last loss dict and what each optimal-bias head
+    reported it set.
+
+    The drop lets the last iterate settle: at a constant lr the AP of the last iterate swung
+    between 0.04 and 0.65 (FCOS, 150 iterations) with nothing but float rounding changed."""
     images, targets = images_and_targets(dataset, range(len(dataset)))
     bias_reports = [apply_optimal_bias(head, targets) for head in optimal_bias_heads(cfg, model)]
     base_lr = cfg.SOLVER.BASE_LR
+    lr_drop_at = int(0.75 * iterations)
     optimizer = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=0.9, weight_decay=cfg.SOLVER.WEIGHT_DECAY)
     model.train()
     for iteration in range(iterations):
         for group in optimizer.param_groups:
             group["lr"] = base_lr * min(1.0, (iteration + 1) / warmup_iters)
-            if lr_drop_at is not None and iteration >= lr_drop_at:
+            if iteration >= lr_drop_at:
                 group["lr"] *= 0.1
         losses = model(images, targets)
         total = sum(value for key, value in losses.items() if key.startswith("loss"))

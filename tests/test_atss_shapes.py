@@ -29,9 +29,7 @@ def overfit(cfg, iterations, data_dir):
     torch.manual_seed(0)
     dataset = shapes_dataset(cfg, data_dir, NUM_IMAGES)
     model = build_detection_model(cfg)
-    # lr x 0.1 for the last quarter, so that the AP of the last iterate does not swing with rounding.
-    losses, bias_reports = overfit_shapes(cfg, model, dataset, iterations, WARMUP_ITERS,
-                                          lr_drop_at=int(0.75 * iterations))
+    losses, bias_reports = overfit_shapes(cfg, model, dataset, iterations, WARMUP_ITERS)
     assert all(0 < report["pi"] < 0.05 for report in bias_reports)
     return coco_ap(model, dataset), losses
 

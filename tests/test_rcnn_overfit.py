@@ -46,8 +46,7 @@ def load_cfg(name, sampling_free, monkeypatch):
 def train(cfg, dataset, iterations):
     torch.manual_seed(0)
     model = build_detection_model(cfg)
-    # lr x 0.1 for the last quarter, so that the AP of the last iterate does not swing with rounding.
-    losses, _ = overfit_shapes(cfg, model, dataset, iterations, WARMUP_ITERS, lr_drop_at=int(0.75 * iterations))
+    losses, _ = overfit_shapes(cfg, model, dataset, iterations, WARMUP_ITERS)
     return model, losses
 
 

@@ -65,10 +65,12 @@ class Pooler(nn.Module):
         levels = self.map_levels(boxes)
         num_levels = min(len(x), len(self.poolers))
         rows_per_level = tuple(torch.nonzero(levels == level).squeeze(1) for level in range(num_levels))
+        # Boxes without a level (NaN size from inverted corners) get a zero row.
+        unmapped = torch.nonzero((levels < 0) | (levels >= num_levels)).squeeze(1)
         first = self.poolers[0]
         pool_args = (first.output_size, first.sampling_ratio, first.aligned)
         scales = tuple(pooler.spatial_scale for pooler in self.poolers[:num_levels])
-        return _PoolOnAssignedLevels.apply(rois, rows_per_level, scales, pool_args, *x[:num_levels])
+        return _PoolOnAssignedLevels.apply(rois, rows_per_level, unmapped, scales, pool_args, *x[:num_levels])
 
 
 class _PoolOnAssignedLevels(torch.autograd.Function):
@@ -82,17 +84,12 @@ class _PoolOnAssignedLevels(torch.autograd.Function):
     output gradient in place (on CUDA the ops gather and scatter the rows)."""
 
     @staticmethod
-    def forward(ctx, rois, rows_per_level, scales, pool_args, *features):
+    def forward(ctx, rois, rows_per_level, unmapped, scales, pool_args, *features):
         output_size, sampling_ratio, aligned = pool_args
         result = features[0].new_empty((rois.shape[0], features[0].shape[1]) + tuple(output_size))
-        # Rows without a level (NaN size from inverted corners) get zeros; every other row is
-        # overwritten below.
-        mapped = sum(rows.numel() for rows in rows_per_level)
-        if mapped < rois.shape[0]:
-            unmapped = torch.ones(rois.shape[0], dtype=torch.bool, device=rois.device)
-            for rows in rows_per_level:
-                unmapped[rows] = False
-            result[unmapped] = 0
+        # Every row but the unmapped ones is overwritten below.
+        if unmapped.numel():
+            result.index_fill_(0, unmapped, 0)
         for rows, feature, scale in zip(rows_per_level, features, scales):
             if rows.numel():
                 roi_align_into(result, feature, rois, rows, output_size, scale, sampling_ratio, aligned)
@@ -111,7 +108,7 @@ class _PoolOnAssignedLevels(torch.autograd.Function):
         in_dtype = {}  # the output gradient converted once per compute dtype
         grads = []
         for level, (rows, scale, (shape, dtype)) in enumerate(zip(rows_per_level, ctx.scales, ctx.feature_meta)):
-            if rows.numel() == 0 or not ctx.needs_input_grad[4 + level]:
+            if rows.numel() == 0 or not ctx.needs_input_grad[5 + level]:
                 grads.append(None)  # autograd reads None as a zero gradient
                 continue
             # Same dtype rule as roi_align's forward: mixed dtypes go through float32.
@@ -122,7 +119,7 @@ class _PoolOnAssignedLevels(torch.autograd.Function):
             grad = roi_align_backward(level_grad_output, level_rois, scale, output_size, sampling_ratio,
                                       aligned, shape, rows=rows)
             grads.append(grad.to(dtype))
-        return (None, None, None, None, *grads)
+        return (None, None, None, None, None, *grads)
 
 
 def _pair(size):
