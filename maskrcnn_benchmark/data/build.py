@@ -50,6 +50,9 @@ def build_dataset(dataset_list, transforms, dataset_catalog, is_train=True):
                 name, err, dataset_catalog.how_to_fix(name) if hasattr(dataset_catalog, "how_to_fix") else "")) from err
         if entry.get("metadata"):
             dataset.metadata = entry["metadata"]
+        if is_train and len(dataset) == 0:
+            raise ValueError("dataset {!r} has no image with a usable annotation (a non-crowd box of at least 1 x 1 "
+                             "pixel), so there is nothing to train on".format(name))
         datasets.append(dataset)
 
     if not is_train:
