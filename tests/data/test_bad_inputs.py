@@ -447,6 +447,13 @@ def test_voc_xml_without_size_or_box_or_with_an_unknown_class_is_named(tmp_path)
         PascalVOCDataset(str(tmp_path / "nobox"), "split")
 
 
+def test_voc_split_listing_a_missing_image_is_named_at_build(tmp_path):
+    _write_voc(str(tmp_path), {"a": [("dog", 0, 3, 3, 20, 20)], "b": [("cat", 0, 3, 3, 20, 20)]})
+    os.remove(tmp_path / "JPEGImages" / "b.jpg")
+    with pytest.raises(FileNotFoundError, match=r"1 of 2 images are missing.*b.jpg"):
+        PascalVOCDataset(str(tmp_path), "split")
+
+
 def test_voc_image_of_another_size_than_its_xml_is_named(tmp_path):
     _write_voc(str(tmp_path), {"a": [("dog", 0, 3, 3, 20, 20)]}, size=(50, 30))
     with pytest.raises(ImageSizeMismatchError, match=r"a.jpg.*a.xml says it is 50x30.*40x30"):

@@ -20,8 +20,7 @@ M = 28
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory):
     out = tmp_path_factory.mktemp("shapes_masks")
-    generate_shapes(out, num_images=8, seed=11)
-    return COCODataset(str(out / "annotations.json"), str(out / "images"), False)
+    return COCODataset(generate_shapes(out, num_images=8, seed=11), str(out / "images"), False)
 
 
 def _head_like_predictions(dataset, scale):
