@@ -1,11 +1,11 @@
 """``COCODemo``: a config and weights in, detections (a BoxList) for one image out."""
 import os
 
-import cv2
 import numpy as np
 import torch
 from PIL import Image
 
+from maskrcnn_benchmark.data.datasets.image_loading import read_image as read_rgb_image
 from maskrcnn_benchmark.data.transforms import build_transforms
 from maskrcnn_benchmark.modeling.detector import build_detection_model
 from maskrcnn_benchmark.modeling.roi_heads.mask_head.inference import Masker
@@ -45,11 +45,8 @@ def category_names_for(cfg):
 
 def read_image(image):
     """A BGR uint8 array from a path or an array (arrays are taken as OpenCV-style BGR)."""
-    if isinstance(image, (str, os.PathLike)):
-        loaded = cv2.imread(str(image), cv2.IMREAD_COLOR)
-        if loaded is None:
-            raise FileNotFoundError(f"cannot read image {image}: missing or not an image")
-        return loaded
+    if isinstance(image, (str, os.PathLike)):  # the datasets' reader: every PIL mode, EXIF orientation
+        return np.ascontiguousarray(np.asarray(read_rgb_image(image))[:, :, ::-1])
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an image path or an H x W x 3 BGR array, got {getattr(image, 'shape', type(image))}")
     return image

@@ -190,6 +190,9 @@ _C.INPUT.VERTICAL_FLIP_PROB_TRAIN = 0.0
 _C.DATASETS = CN()
 _C.DATASETS.TRAIN = ()
 _C.DATASETS.TEST = ()
+# datasets of one's own, registered by name: "NAME=coco:ANNOTATION_JSON:IMAGE_DIR" or
+# "NAME=voc:DATA_DIR:SPLIT[:CLASS1,CLASS2,...]" (docs/USE_YOUR_OWN_DATA.md)
+_C.DATASETS.REGISTER = ()
 
 _C.DATALOADER = CN()
 _C.DATALOADER.NUM_WORKERS = 4
@@ -223,6 +226,8 @@ _C.TEST.EXPECTED_RESULTS = []
 _C.TEST.EXPECTED_RESULTS_SIGMA_TOL = 4
 _C.TEST.IMS_PER_BATCH = 8
 _C.TEST.DETECTIONS_PER_IMG = 100
+# COCO AP computed by "pycocotools" or by "faster_coco_eval" (same numbers, faster at COCO scale)
+_C.TEST.COCO_EVALUATOR = "pycocotools"
 
 _C.TEST.BBOX_AUG = CN()
 _C.TEST.BBOX_AUG.ENABLED = False

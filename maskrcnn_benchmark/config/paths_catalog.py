@@ -4,6 +4,10 @@ Dataset roots: ``$MASKRCNN_DATA_DIR`` if set, else ``datasets`` relative to the 
 The real COCO slice ``tiny_coco_*`` lives at ``$TINY_COCO_DIR``, default
 ``../shared/datasets/tiny_coco`` relative to the project root. The generated ``shapes_*`` splits
 are created under ``<data root>/shapes/`` the first time they are asked for.
+
+Datasets of one's own are registered by name, from Python (``register_coco_instances``,
+``register_voc_instances`` in ``maskrcnn_benchmark.data.datasets``) or from the config
+(``DATASETS.REGISTER``); see docs/USE_YOUR_OWN_DATA.md. They live in ``DatasetCatalog.REGISTERED``.
 """
 import os
 
@@ -40,6 +44,12 @@ class DatasetCatalog(object):
             "img_dir": "coco/val2014",
             "ann_file": "coco/annotations/instances_val2014.json",
         },
+        # COCO test-dev: images without annotations (an image-info json); the evaluation writes the
+        # results file of the evaluation server
+        "coco_2017_test_dev": {
+            "img_dir": "coco/test2017",
+            "ann_file": "coco/annotations/image_info_test-dev2017.json",
+        },
         "coco_2014_minival": {
             "img_dir": "coco/val2014",
             "ann_file": "coco/annotations/instances_minival2014.json",
@@ -64,15 +74,50 @@ class DatasetCatalog(object):
         "tiny_coco_val": ("val2017", "annotations/instances_val2017.json"),
     }
 
+    # name -> {"factory", "args", "source" (who registered it), "metadata"}; see register()
+    REGISTERED = {}
+
     @staticmethod
     def names():
         from maskrcnn_benchmark.data.datasets.shapes import SHAPES_SPLITS
 
         return sorted(list(DatasetCatalog.DATASETS) + list(DatasetCatalog.TINY_COCO)
-                      + list(SHAPES_SPLITS))
+                      + list(SHAPES_SPLITS) + list(DatasetCatalog.REGISTERED))
+
+    @staticmethod
+    def register(name, factory, args, source, metadata=None):
+        """Make ``name`` build ``factory(**args)`` (a class name of maskrcnn_benchmark.data.datasets).
+        Registering the same name again with the same factory and arguments does nothing; with
+        different ones, or over a built-in name, it is an error."""
+        entry = dict(factory=factory, name=name, args=dict(args), source=source, metadata=dict(metadata or {}))
+        if name in DatasetCatalog.DATASETS or name in DatasetCatalog.TINY_COCO or name.startswith("shapes_"):
+            raise ValueError("cannot register dataset {!r} ({}): the name is built into the DatasetCatalog; "
+                             "choose another name".format(name, source))
+        previous = DatasetCatalog.REGISTERED.get(name)
+        if previous is not None:
+            if (previous["factory"], previous["args"]) == (factory, entry["args"]):
+                return
+            raise ValueError("dataset {!r} is already registered ({}: {} {}); {} registers it again as {} {}".format(
+                name, previous["source"], previous["factory"], previous["args"], source, factory, entry["args"]))
+        DatasetCatalog.REGISTERED[name] = entry
+
+    @staticmethod
+    def how_to_fix(name):
+        """What a user can change when the files of dataset ``name`` are missing."""
+        if name in DatasetCatalog.REGISTERED:
+            return "check the paths of its registration ({})".format(DatasetCatalog.REGISTERED[name]["source"])
+        if name in DatasetCatalog.TINY_COCO:
+            return "set TINY_COCO_DIR to the folder holding tiny_coco (now {})".format(tiny_coco_root())
+        return ("catalog paths are relative to the data root, $MASKRCNN_DATA_DIR ({}, which is {}): set "
+                "MASKRCNN_DATA_DIR to the folder holding coco/ and voc/, or register the dataset's files under a "
+                "name of your own (DATASETS.REGISTER or register_coco_instances, see docs/USE_YOUR_OWN_DATA.md)"
+                .format("set" if "MASKRCNN_DATA_DIR" in os.environ else "unset, default 'datasets'",
+                        os.path.abspath(data_root())))
 
     @staticmethod
     def get(name):
+        if name in DatasetCatalog.REGISTERED:
+            return dict(DatasetCatalog.REGISTERED[name])
         if name in DatasetCatalog.TINY_COCO:
             img_dir, ann_file = DatasetCatalog.TINY_COCO[name]
             root = tiny_coco_root()
@@ -81,8 +126,9 @@ class DatasetCatalog(object):
         if name.startswith("shapes_"):
             return DatasetCatalog._get_shapes(name)
         if name not in DatasetCatalog.DATASETS:
-            raise KeyError("Dataset {!r} is not in the DatasetCatalog; known names: {}".format(
-                name, ", ".join(DatasetCatalog.names())))
+            raise KeyError("Dataset {!r} is not in the DatasetCatalog; known names: {}. A dataset of your own is "
+                           "registered with DATASETS.REGISTER or register_coco_instances / register_voc_instances "
+                           "(docs/USE_YOUR_OWN_DATA.md)".format(name, ", ".join(DatasetCatalog.names())))
         attrs = DatasetCatalog.DATASETS[name]
         root = data_root()
         if "coco" in name:

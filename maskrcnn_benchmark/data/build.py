@@ -10,7 +10,9 @@ from maskrcnn_benchmark.config.paths_catalog import DatasetCatalog
 
 from . import datasets as D
 from . import samplers
+from .categories import check_masks_available, check_num_classes
 from .collate_batch import BatchCollator
+from .datasets.registration import register_datasets_from_config
 from .transforms import build_transforms
 
 logger = logging.getLogger(__name__)
@@ -44,7 +46,13 @@ def build_dataset(dataset_list, transforms, dataset_catalog, is_train=True):
         try:
             dataset = factory(**args)
         except FileNotFoundError as err:
-            raise FileNotFoundError("dataset {!r} of the DatasetCatalog: {}".format(name, err)) from err
+            raise FileNotFoundError("dataset {!r} of the DatasetCatalog: {}; {}".format(
+                name, err, dataset_catalog.how_to_fix(name) if hasattr(dataset_catalog, "how_to_fix") else "")) from err
+        if entry.get("metadata"):
+            dataset.metadata = entry["metadata"]
+        if is_train and len(dataset) == 0:
+            raise ValueError("dataset {!r} has no image with a usable annotation (a non-crowd box of at least 1 x 1 "
+                             "pixel), so there is nothing to train on".format(name))
         datasets.append(dataset)
 
     if not is_train:
@@ -115,15 +123,22 @@ def make_data_loader(cfg, is_train=True, is_distributed=False, start_iter=0, is_
         shuffle, num_iters, start_iter = False, None, 0
         dataset_list = cfg.DATASETS.TEST
 
+    register_datasets_from_config(cfg)
     # the flip augmentation of BBOX_AUG is done by the tester on raw images
     if not is_train and cfg.TEST.BBOX_AUG.ENABLED:
         transforms = None
     else:
         transforms = build_transforms(cfg, is_train)
     datasets = build_dataset(list(dataset_list), transforms, DatasetCatalog, is_train or is_for_period)
-    for dataset in datasets:
+    # a training batch may take the next image in place of a corrupt one; an evaluation must never
+    # score one image in place of another, so there the corrupt image is left out of the scored set
+    skip_policy = "substitute" if is_train else "drop"
+    names = list(dataset_list) if len(datasets) == len(dataset_list) else ["+".join(dataset_list)]
+    for name, dataset in zip(names, datasets):
+        check_num_classes(cfg, dataset, name)
+        check_masks_available(cfg, dataset, name)
         for member in getattr(dataset, "datasets", [dataset]):
-            member.skip_corrupt_images = cfg.DATALOADER.SKIP_CORRUPT_IMAGES
+            member.corrupt_image_policy = skip_policy if cfg.DATALOADER.SKIP_CORRUPT_IMAGES else "error"
 
     aspect_grouping = [1] if cfg.DATALOADER.ASPECT_RATIO_GROUPING else []
     loaders = []

@@ -5,19 +5,18 @@ import os
 import torch
 from tqdm import tqdm
 
+from maskrcnn_benchmark.data.categories import one_stage_head
 from maskrcnn_benchmark.data.datasets.evaluation import evaluate
+from maskrcnn_benchmark.data.datasets.image_loading import corrupt_image_policy
 from maskrcnn_benchmark.utils.comm import all_gather, get_world_size, is_main_process, synchronize
 from maskrcnn_benchmark.utils.timer import Timer, get_time_str
-
-ONE_STAGE_SWITCHES = ("RETINANET_ON", "FCOS_ON", "ATSS_ON", "PAA_ON")
 
 
 def evaluation_kinds(cfg):
     """(iou_types, box_only) for a config; box_only evaluates region proposals (an RPN-only
     two-stage model), while one-stage detectors, which also set RPN_ONLY, give class boxes."""
     iou_types = ("bbox",) + (("segm",) if cfg.MODEL.MASK_ON else ())
-    one_stage = any(getattr(cfg.MODEL, switch, False) for switch in ONE_STAGE_SWITCHES)
-    return iou_types, bool(cfg.MODEL.RPN_ONLY and not one_stage)
+    return iou_types, bool(cfg.MODEL.RPN_ONLY and one_stage_head(cfg) is None)
 
 
 def compute_on_dataset(model, data_loader, device, bbox_aug=False, timer=None):
@@ -28,6 +27,8 @@ def compute_on_dataset(model, data_loader, device, bbox_aug=False, timer=None):
     results = {}
     cpu = torch.device("cpu")
     for images, _targets, image_ids in tqdm(data_loader, disable=not is_main_process(), desc="inference"):
+        if images is None:  # every image of the batch was unreadable and left out
+            continue
         with torch.no_grad():
             if timer is not None:
                 timer.tic()
@@ -40,26 +41,35 @@ def compute_on_dataset(model, data_loader, device, bbox_aug=False, timer=None):
     return results
 
 
-def _accumulate_predictions_from_multiple_gpus(predictions_per_gpu):
-    """The list of predictions ordered by dataset index, on the main process (None elsewhere)."""
+def _accumulate_predictions_from_multiple_gpus(predictions_per_gpu, dataset):
+    """The predictions as a list indexed like ``dataset``, on the main process (None elsewhere).
+
+    An image without a prediction is an entry of None, which the evaluation leaves out of the
+    scored set; that is allowed only for images the dataset dropped as unreadable
+    (DATALOADER.SKIP_CORRUPT_IMAGES, whose workers log each file), never to shift the list."""
     gathered = all_gather(predictions_per_gpu)
     if not is_main_process():
         return None
     predictions = {}
     for part in gathered:
         predictions.update(part)  # a padded distributed sampler repeats some images: same result
-    image_ids = sorted(predictions)
-    if image_ids != list(range(len(image_ids))):
-        logging.getLogger(__name__).warning(
-            "Predictions are missing for some images (got %d, highest index %d): the evaluation is "
-            "incomplete", len(image_ids), image_ids[-1] if image_ids else -1)
-    return [predictions[i] for i in image_ids]
+    missing = [i for i in range(len(dataset)) if i not in predictions]
+    if missing and corrupt_image_policy(dataset) != "drop":
+        raise RuntimeError("no prediction for {} of {} images (dataset indices {}{}): the evaluation would be "
+                           "incomplete".format(len(missing), len(dataset), missing[:10], " ..." if len(missing) > 10 else ""))
+    return [predictions.get(i) for i in range(len(dataset))]
 
 
 def inference(model, data_loader, dataset_name, iou_types=("bbox",), box_only=False, bbox_aug=False,
-              device="cuda", expected_results=(), expected_results_sigma_tol=4, output_folder=None):
+              device="cuda", expected_results=(), expected_results_sigma_tol=4, output_folder=None,
+              coco_evaluator="pycocotools"):
     """Predict on every image of ``data_loader`` (split across processes), then evaluate on the
-    main process. Returns the evaluation result (None on the other processes)."""
+    main process. Returns the evaluation result (None on the other processes).
+
+    Predictions stay in the network-input frame, masks as the mask head's ``M x M``
+    probabilities; the evaluation brings boxes back to the original image size and pastes the
+    masks into it (``coco_eval.masks_at_original_size``), one image at a time.
+    ``coco_evaluator`` is TEST.COCO_EVALUATOR ("pycocotools" or "faster_coco_eval")."""
     logger = logging.getLogger("maskrcnn_benchmark.inference")
     device = torch.device(device)
     dataset = data_loader.dataset
@@ -77,10 +87,11 @@ def inference(model, data_loader, dataset_name, iou_types=("bbox",), box_only=Fa
                 get_time_str(inference_timer.total_time),
                 inference_timer.total_time * num_devices / max(len(dataset), 1), num_devices)
 
-    predictions = _accumulate_predictions_from_multiple_gpus(predictions)
+    predictions = _accumulate_predictions_from_multiple_gpus(predictions, dataset)
     if not is_main_process():
         return None
-    logger.info("Gathered predictions for %d images from %d process(es)", len(predictions), num_devices)
+    logger.info("Gathered predictions for %d images from %d process(es)",
+                sum(p is not None for p in predictions), num_devices)
     if output_folder:
         os.makedirs(output_folder, exist_ok=True)
         torch.save(predictions, os.path.join(output_folder, "predictions.pth"))
@@ -92,4 +103,5 @@ def inference(model, data_loader, dataset_name, iou_types=("bbox",), box_only=Fa
         iou_types=iou_types,
         expected_results=expected_results,
         expected_results_sigma_tol=expected_results_sigma_tol,
+        coco_evaluator=coco_evaluator,
     )

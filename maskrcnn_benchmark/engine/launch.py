@@ -10,6 +10,7 @@ import torch.distributed as dist
 
 from maskrcnn_benchmark.config import cfg as default_cfg
 from maskrcnn_benchmark.data import make_data_loader
+from maskrcnn_benchmark.data.datasets.registration import register_datasets_from_config
 from maskrcnn_benchmark.utils.collect_env import collect_env_info
 from maskrcnn_benchmark.utils.comm import get_rank, get_world_size, synchronize
 from maskrcnn_benchmark.utils.logger import setup_logger
@@ -35,6 +36,7 @@ def load_config(config_file, opts):
         cfg.merge_from_file(config_file)
     cfg.merge_from_list(list(opts))
     cfg.freeze()
+    register_datasets_from_config(cfg)  # DATASETS.REGISTER names resolve from here on
     return cfg
 
 
@@ -87,6 +89,7 @@ def run_test(cfg, model, distributed):
             bbox_aug=cfg.TEST.BBOX_AUG.ENABLED, device=cfg.MODEL.DEVICE,
             expected_results=cfg.TEST.EXPECTED_RESULTS,
             expected_results_sigma_tol=cfg.TEST.EXPECTED_RESULTS_SIGMA_TOL, output_folder=output_folder,
+            coco_evaluator=cfg.TEST.COCO_EVALUATOR,
         ))
         synchronize()
     return results

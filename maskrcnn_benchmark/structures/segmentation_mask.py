@@ -124,11 +124,14 @@ class PolygonInstance(object):
         return PolygonInstance(flipped, self.size)
 
     def crop(self, box):
-        """The parts of the polygons inside ``box = (x1, y1, x2, y2)``, in the box's frame."""
+        """The parts of the polygons inside ``box = (x1, y1, x2, y2)`` and inside the image, in the
+        box's frame (parts of the box outside the image hold nothing, as for binary masks)."""
         left, top, right, bottom = [float(v) for v in box]
+        image_width, image_height = (float(v) for v in self.size)
         cropped = []
         for polygon in self.polygons:
-            points = _clip_polygon_to_box(polygon.reshape(-1, 2), left, top, right, bottom)
+            points = _clip_polygon_to_box(polygon.reshape(-1, 2), max(left, 0.0), max(top, 0.0),
+                                          min(right, image_width), min(bottom, image_height))
             points = points - points.new_tensor([left, top])
             cropped.append(points.flatten())
         return PolygonInstance(cropped, (right - left, bottom - top))
@@ -247,10 +250,14 @@ class BinaryMaskList(object):
         return BinaryMaskList(flipped, self.size)
 
     def crop(self, box):
-        """The region ``box = (x1, y1, x2, y2)`` (rounded to whole pixels); parts of the box that
-        lie outside the image come out as zeros, so the result always has the box's size."""
-        left, top, right, bottom = [int(round(float(v))) for v in box]
-        right, bottom = max(right, left + 1), max(bottom, top + 1)
+        """The region ``box = (x1, y1, x2, y2)``; parts of the box that lie outside the image come
+        out as zeros. The result is the raster a cropped polygon gives: ``round(x2 - x1)`` x
+        ``round(y2 - y1)`` pixels, pixel ``j`` being the source pixel nearest to ``x1 + j + 0.5``
+        (so a fractional box shifts by at most half a pixel, and both modes keep one frame)."""
+        x1, y1, x2, y2 = [float(v) for v in box]
+        out_width, out_height = _pixel_size((x2 - x1, y2 - y1))
+        left, top = int(np.floor(x1 + 0.5)), int(np.floor(y1 + 0.5))
+        right, bottom = left + out_width, top + out_height
         width, height = self.size
         cropped = self.masks.new_zeros((len(self), bottom - top, right - left))
         src_x1, src_y1 = max(left, 0), max(top, 0)

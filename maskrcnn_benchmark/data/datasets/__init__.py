@@ -2,6 +2,8 @@
 from .abstract import AbstractDataset
 from .coco import COCODataset
 from .concat_dataset import ConcatDataset
+from .registration import register_coco_instances, register_voc_instances
 from .voc import PascalVOCDataset
 
-__all__ = ["AbstractDataset", "COCODataset", "ConcatDataset", "PascalVOCDataset"]
+__all__ = ["AbstractDataset", "COCODataset", "ConcatDataset", "PascalVOCDataset", "register_coco_instances",
+           "register_voc_instances"]

@@ -42,9 +42,10 @@ class Resize(object):
         short, long = float(min(width, height)), float(max(width, height))
         if long / short * size > self.max_size:
             size = int(round(self.max_size * short / long))
+        # at least one pixel per side: a 1 x 3000 strip must not become 0 pixels high
         if width <= height:
-            return int(round(size * height / width)), size
-        return size, int(round(size * width / height))
+            return max(int(round(size * height / width)), 1), max(size, 1)
+        return max(size, 1), max(int(round(size * width / height)), 1)
 
     def __call__(self, image, target=None):
         height, width = self.get_size(image.size)

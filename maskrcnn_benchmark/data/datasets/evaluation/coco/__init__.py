@@ -7,7 +7,7 @@ logger = logging.getLogger(__name__)
 
 
 def coco_evaluation(dataset, predictions, output_folder, box_only=False, iou_types=("bbox",),
-                    expected_results=(), expected_results_sigma_tol=4):
+                    expected_results=(), expected_results_sigma_tol=4, coco_evaluator="pycocotools"):
     """See ``coco_eval.do_coco_evaluation``; returns ``(COCOResults, coco result dicts)``."""
     return do_coco_evaluation(
         dataset=dataset,
@@ -17,4 +17,5 @@ def coco_evaluation(dataset, predictions, output_folder, box_only=False, iou_typ
         iou_types=iou_types,
         expected_results=expected_results,
         expected_results_sigma_tol=expected_results_sigma_tol,
+        coco_evaluator=coco_evaluator,
     )

@@ -1,10 +1,19 @@
-"""COCO evaluation of detections, masks and proposals with pycocotools.
+"""COCO evaluation of detections, masks and proposals with pycocotools (or faster-coco-eval).
 
 Predictions are a list of BoxList indexed like the dataset, in the resized (network input) image
-space, with fields ``scores`` and ``labels`` (contiguous ids), optionally ``mask`` (pasted masks,
-``N x 1 x H x W`` at the ORIGINAL image size) and, for proposals, ``objectness``.
+space, with fields ``scores`` and ``labels`` (contiguous ids), optionally ``mask`` and, for
+proposals, ``objectness``. ``mask`` is what the mask head gives, ``N x 1 x M x M``
+probabilities, which are pasted into the original image at the boxes; masks already pasted,
+``N x 1 x H x W`` at the original size or at the network-input size, are taken as they are
+(resampled to the original size in the second case). An entry of None is an image left out of
+the evaluation (a corrupt image under DATALOADER.SKIP_CORRUPT_IMAGES): it is not scored, and its
+ground truth is not counted either.
+
+A dataset without annotations (COCO test-dev's image-info json) is not scored: its results are
+written in the evaluation server's format, ``detections_<split>_<name>_results.json``.
 """
 import contextlib
+import copy
 import io
 import json
 import logging
@@ -16,15 +25,32 @@ import pycocotools.mask as mask_util
 import torch
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
+from torch.nn import functional as F
 from torchvision.ops import box_iou
 
+from maskrcnn_benchmark.modeling.roi_heads.mask_head.inference import Masker
+
 logger = logging.getLogger(__name__)
+
+COCO_EVALUATORS = ("pycocotools", "faster_coco_eval")
+MASK_THRESHOLD = 0.5
 
 
 def _check_predictions(predictions, dataset):
     if len(predictions) != len(dataset):
         raise ValueError("got {} predictions for a dataset of {} images; predictions must be a list "
-                         "indexed like the dataset".format(len(predictions), len(dataset)))
+                         "indexed like the dataset (None for an image left out)".format(len(predictions), len(dataset)))
+
+
+def evaluated_indices(predictions, dataset):
+    """Dataset indices that have a prediction; the images left out (None) are logged by name."""
+    left_out = [i for i, p in enumerate(predictions) if p is None]
+    if left_out:
+        names = [dataset.get_img_info(i).get("file_name", i) for i in left_out]
+        logger.warning("%d of %d images are left out of the evaluation (unreadable, DATALOADER.SKIP_CORRUPT_IMAGES): "
+                       "%s%s", len(left_out), len(predictions), ", ".join(map(str, names[:10])),
+                       ", ..." if len(names) > 10 else "")
+    return [i for i, p in enumerate(predictions) if p is not None]
 
 
 def _original_size_boxes(prediction, dataset, index):
@@ -36,7 +62,7 @@ def prepare_for_coco_detection(predictions, dataset):
     """COCO result dicts (xywh boxes at the original size, json category ids)."""
     coco_results = []
     for index, prediction in enumerate(predictions):
-        if len(prediction) == 0:
+        if prediction is None or len(prediction) == 0:
             continue
         image_id = dataset.id_to_img_map[index]
         boxes = _original_size_boxes(prediction, dataset, index).convert("xywh").bbox.tolist()
@@ -52,21 +78,38 @@ def prepare_for_coco_detection(predictions, dataset):
     return coco_results
 
 
+def masks_at_original_size(prediction, info, masker=None):
+    """The ``mask`` field of ``prediction`` (network-input frame) as ``N x H x W`` booleans at the
+    original size ``info["height"] x info["width"]`` (see the module docstring for the forms)."""
+    height, width = int(info["height"]), int(info["width"])
+    masks = prediction.get_field("mask")
+    if masks.dim() == 3:
+        masks = masks[:, None]
+    if masks.dim() != 4 or masks.shape[1] != 1 or masks.shape[0] != len(prediction):
+        raise ValueError("image {}: the mask field must be N x 1 x h x w for {} detections, got {}".format(
+            info.get("file_name"), len(prediction), tuple(masks.shape)))
+    if tuple(masks.shape[-2:]) == (height, width):
+        return masks[:, 0] > MASK_THRESHOLD
+    input_width, input_height = (int(round(float(v))) for v in prediction.size)
+    if tuple(masks.shape[-2:]) == (input_height, input_width):  # pasted into the network input
+        resized = F.interpolate(masks.float(), size=(height, width), mode="bilinear", align_corners=False)
+        return resized[:, 0] > MASK_THRESHOLD
+    # M x M probabilities of the mask head: paste them at the boxes, in the original frame
+    masker = masker or Masker(threshold=MASK_THRESHOLD, padding=1)
+    boxes = prediction.resize((width, height))
+    return masker([masks], [boxes])[0][:, 0] > 0
+
+
 def prepare_for_coco_segmentation(predictions, dataset):
-    """COCO result dicts with RLE-encoded masks (thresholded at 0.5)."""
+    """COCO result dicts with RLE-encoded masks at the original image size (thresholded at 0.5)."""
     coco_results = []
+    masker = Masker(threshold=MASK_THRESHOLD, padding=1)
     for index, prediction in enumerate(predictions):
-        if len(prediction) == 0:
+        if prediction is None or len(prediction) == 0:
             continue
         image_id = dataset.id_to_img_map[index]
         info = dataset.get_img_info(index)
-        masks = prediction.get_field("mask")
-        if tuple(masks.shape[-2:]) != (info["height"], info["width"]):
-            raise ValueError("image {} ({}): predicted masks are {}x{}, expected the original size "
-                             "{}x{} (pasted masks, N x 1 x H x W)".format(
-                                 index, info.get("file_name"), masks.shape[-2], masks.shape[-1],
-                                 info["height"], info["width"]))
-        binary = (masks.reshape(len(prediction), masks.shape[-2], masks.shape[-1]) > 0.5)
+        binary = masks_at_original_size(prediction, info, masker)
         binary = np.asfortranarray(binary.permute(1, 2, 0).cpu().numpy().astype(np.uint8))
         rles = mask_util.encode(binary)
         scores = prediction.get_field("scores").tolist()
@@ -112,6 +155,8 @@ def evaluate_box_proposals(predictions, dataset, thresholds=None, area="all", li
     low, high = _AREA_RANGES[area]
     gt_overlaps, num_pos = [], 0
     for index, prediction in enumerate(predictions):
+        if prediction is None:
+            continue
         prediction = _original_size_boxes(prediction, dataset, index)
         order = prediction.get_field("objectness").sort(descending=True)[1]
         boxes = prediction.convert("xyxy").bbox[order]
@@ -134,20 +179,54 @@ def evaluate_box_proposals(predictions, dataset, thresholds=None, area="all", li
             "gt_overlaps": gt_overlaps, "num_pos": num_pos}
 
 
-def evaluate_predictions_on_coco(coco_gt, coco_results, json_result_file, iou_type="bbox"):
-    """Write ``coco_results`` to ``json_result_file`` (when given) and run COCOeval on them."""
+def _evaluator_classes(evaluator):
+    """(COCO class, COCOeval class) of the chosen implementation."""
+    if evaluator == "pycocotools":
+        return COCO, COCOeval
+    if evaluator == "faster_coco_eval":
+        try:
+            from faster_coco_eval import COCO as FasterCOCO
+            from faster_coco_eval import COCOeval_faster
+        except ImportError as err:
+            raise ImportError("TEST.COCO_EVALUATOR 'faster_coco_eval' needs the faster-coco-eval package "
+                              "(pip install faster-coco-eval)") from err
+        return FasterCOCO, COCOeval_faster
+    raise ValueError("TEST.COCO_EVALUATOR must be one of {}, got {!r}".format(COCO_EVALUATORS, evaluator))
+
+
+def _ground_truth_for(coco_gt, evaluator):
+    """``coco_gt`` (a pycocotools COCO) as the ground-truth object of ``evaluator``."""
+    coco_class, _ = _evaluator_classes(evaluator)
+    if isinstance(coco_gt, coco_class):
+        return coco_gt
+    converted = getattr(coco_gt, "_converted_for_" + evaluator, None)
+    if converted is None:  # built once per ground truth: a deep copy, so neither side changes the other
+        with contextlib.redirect_stdout(io.StringIO()):
+            converted = coco_class(copy.deepcopy(coco_gt.dataset))
+        setattr(coco_gt, "_converted_for_" + evaluator, converted)
+    return converted
+
+
+def evaluate_predictions_on_coco(coco_gt, coco_results, json_result_file, iou_type="bbox", image_ids=None,
+                                 evaluator="pycocotools"):
+    """Write ``coco_results`` to ``json_result_file`` (when given) and run COCOeval on them, over
+    ``image_ids`` (default: every image of ``coco_gt``)."""
     if json_result_file is not None:
         with open(json_result_file, "w") as f:
             json.dump(coco_results, f)
+    coco_class, coco_eval_class = _evaluator_classes(evaluator)
+    coco_gt = _ground_truth_for(coco_gt, evaluator)
     with contextlib.redirect_stdout(io.StringIO()):
         if coco_results:
-            coco_dt = coco_gt.loadRes(coco_results)
+            coco_dt = coco_gt.loadRes([dict(r) for r in coco_results])  # loadRes adds keys to the dicts
         else:  # no detection at all: every AP is 0
-            coco_dt = COCO()
+            coco_dt = coco_class()
             coco_dt.dataset = {"images": coco_gt.dataset["images"],
                                "categories": coco_gt.dataset["categories"], "annotations": []}
             coco_dt.createIndex()
-        coco_eval = COCOeval(coco_gt, coco_dt, iou_type)
+        coco_eval = coco_eval_class(coco_gt, coco_dt, iou_type)
+        if image_ids is not None:
+            coco_eval.params.imgIds = list(image_ids)
         coco_eval.evaluate()
         coco_eval.accumulate()
     summary = io.StringIO()
@@ -158,20 +237,25 @@ def evaluate_predictions_on_coco(coco_gt, coco_results, json_result_file, iou_ty
 
 
 def per_class_ap(coco_eval):
-    """{category name: AP at IoU 0.5:0.95, all areas, 100 detections} (nan without gt)."""
+    """{category name: AP at IoU 0.5:0.95, all areas, 100 detections} for the categories that
+    have ground truth in the evaluated images; those without any have no AP and no entry."""
     precision = coco_eval.eval["precision"]  # [iou, recall, class, area, max dets]
     names = {c["id"]: c["name"] for c in coco_eval.cocoGt.dataset["categories"]}
     result = OrderedDict()
     for k, cat_id in enumerate(coco_eval.params.catIds):
         values = precision[:, :, k, 0, -1]
         values = values[values > -1]
-        result[names.get(cat_id, str(cat_id))] = float(values.mean()) if values.size else float("nan")
+        if values.size:
+            result[names.get(cat_id, str(cat_id))] = float(values.mean())
     return result
 
 
-def _log_per_class_table(iou_type, table):
+def _log_per_class_table(iou_type, table, num_categories):
     lines = ["{:<24s} {:>6s}".format("category", "AP")]
     lines += ["{:<24s} {:6.3f}".format(name, ap) for name, ap in table.items()]
+    absent = num_categories - len(table)
+    if absent:
+        lines.append("({} categories without ground truth in the evaluated images are not listed)".format(absent))
     logger.info("per-class %s AP:\n%s", iou_type, "\n".join(lines))
 
 
@@ -233,16 +317,34 @@ def check_expected_results(results, expected_results, sigma_tol):
     return all_ok
 
 
+def _check_masks_can_be_scored(dataset, iou_types):
+    missing = getattr(dataset, "annotations_without_mask", [])
+    if "segm" in iou_types and missing:
+        raise ValueError("cannot score masks: {} annotations of {} have no polygon of 3 or more points (ids {}); "
+                         "evaluate boxes only (MODEL.MASK_ON False) or give them a segmentation".format(
+                             len(missing), getattr(dataset, "ann_file", "the dataset"),
+                             ", ".join(map(str, missing[:5]))))
+
+
 def do_coco_evaluation(dataset, predictions, box_only, output_folder, iou_types,
-                       expected_results=(), expected_results_sigma_tol=4):
+                       expected_results=(), expected_results_sigma_tol=4, coco_evaluator="pycocotools",
+                       results_name=None):
     """Evaluate and write ``predictions.pth``, ``bbox.json`` / ``segm.json`` and ``metrics.json``
     to ``output_folder`` (when given). Returns ``(results, coco_results)``: ``results`` is a
     COCOResults (``results["bbox"]["AP"]``), ``coco_results`` maps an iou type to its COCOeval
-    result dicts."""
+    result dicts. ``coco_evaluator``: "pycocotools" or "faster_coco_eval" (TEST.COCO_EVALUATOR).
+
+    For a dataset without annotations nothing is scored: the results files of the evaluation
+    server are written instead (see ``write_server_results``; ``results_name`` names the method)."""
     _check_predictions(predictions, dataset)
     if output_folder:
         os.makedirs(output_folder, exist_ok=True)
         torch.save(list(predictions), os.path.join(output_folder, "predictions.pth"))
+    if not getattr(dataset, "has_annotations", True):
+        return write_server_results(dataset, predictions, output_folder, iou_types, results_name)
+    _check_masks_can_be_scored(dataset, iou_types)
+    indices = evaluated_indices(predictions, dataset)
+    image_ids = [dataset.id_to_img_map[i] for i in indices]
 
     if box_only:
         results = COCOResults("box_proposal")
@@ -264,20 +366,54 @@ def do_coco_evaluation(dataset, predictions, box_only, output_folder, iou_types,
         coco_results[iou_type] = prepare[iou_type](predictions, dataset)
         json_file = os.path.join(output_folder, iou_type + ".json") if output_folder else None
         coco_eval = evaluate_predictions_on_coco(dataset.coco, coco_results[iou_type], json_file,
-                                                 iou_type)
+                                                 iou_type, image_ids=image_ids, evaluator=coco_evaluator)
         results.update(coco_eval)
-        _log_per_class_table(iou_type, results.per_class[iou_type])
+        _log_per_class_table(iou_type, results.per_class[iou_type], len(dataset.coco.cats))
     logger.info("%s", results)
     _write_metrics(output_folder, results)
     check_expected_results(results, expected_results, expected_results_sigma_tol)
     return results, coco_results
 
 
+def _server_split_name(ann_file):
+    """"test-dev2017" for ".../image_info_test-dev2017.json"."""
+    stem = os.path.splitext(os.path.basename(ann_file))[0]
+    for prefix in ("image_info_", "instances_"):
+        if stem.startswith(prefix):
+            return stem[len(prefix):]
+    return stem
+
+
+def write_server_results(dataset, predictions, output_folder, iou_types, results_name=None):
+    """Results of a split without annotations in the format of the COCO evaluation server: one
+    json list per iou type, ``detections_<split>_<name>_results.json`` for boxes
+    (``{image_id, category_id, bbox [x, y, w, h], score}``, original category ids and image
+    size) and ``detections_<split>_<name>-segm_results.json`` for masks (``segmentation`` as RLE).
+    ``name`` is ``results_name``, default the run folder (the parent of ``inference/``).
+    Returns ``(COCOResults left at -1, {iou type: results})``."""
+    if results_name is None:
+        run_folder = os.path.dirname(os.path.dirname(os.path.abspath(output_folder))) if output_folder else ""
+        results_name = os.path.basename(run_folder) or "maskrcnn_benchmark"
+    split = _server_split_name(getattr(dataset, "ann_file", "test"))
+    prepare = {"bbox": prepare_for_coco_detection, "segm": prepare_for_coco_segmentation}
+    suffix = {"bbox": "", "segm": "-segm"}
+    coco_results = {}
+    for iou_type in iou_types:
+        coco_results[iou_type] = prepare[iou_type](predictions, dataset)
+        if output_folder:
+            path = os.path.join(output_folder, "detections_{}_{}{}_results.json".format(
+                split, results_name, suffix[iou_type]))
+            with open(path, "w") as f:
+                json.dump(coco_results[iou_type], f)
+            logger.info("%s has no annotations: wrote %d %s results for the evaluation server to %s",
+                        getattr(dataset, "ann_file", "the dataset"), len(coco_results[iou_type]), iou_type, path)
+    return COCOResults(*iou_types), coco_results
+
+
 def _write_metrics(output_folder, results):
     if not output_folder:
         return
-    per_class = {t: {name: (None if ap != ap else ap) for name, ap in table.items()}  # NaN -> null
-                 for t, table in results.per_class.items()}
+    per_class = {t: dict(table) for t, table in results.per_class.items()}
     payload = {"results": results.results, "per_class_ap": per_class}
     with open(os.path.join(output_folder, "metrics.json"), "w") as f:
         json.dump(payload, f, indent=2)

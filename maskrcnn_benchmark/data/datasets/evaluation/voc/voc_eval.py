@@ -108,7 +108,13 @@ def do_voc_evaluation(dataset, predictions, output_folder, logger=None):
         raise ValueError("got {} predictions for a dataset of {} images".format(
             len(predictions), len(dataset)))
     gt_boxlists, pred_boxlists = [], []
+    left_out = [dataset.get_img_info(i).get("file_name", i) for i, p in enumerate(predictions) if p is None]
+    if left_out:  # unreadable images (DATALOADER.SKIP_CORRUPT_IMAGES): neither scored nor counted
+        logger.warning("%d of %d images are left out of the evaluation (unreadable): %s", len(left_out),
+                       len(predictions), ", ".join(map(str, left_out[:10])))
     for index, prediction in enumerate(predictions):
+        if prediction is None:
+            continue
         info = dataset.get_img_info(index)
         pred_boxlists.append(prediction.resize((info["width"], info["height"])))
         gt_boxlists.append(dataset.get_groundtruth(index))
