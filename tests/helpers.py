@@ -102,6 +102,14 @@ def overfit_shapes(cfg, model, dataset, iterations, warmup_iters):
     return trainer.last_loss_dict, list(bias_init.applied.values())
 
 
+def short_train_net_argv(config_file, output_dir, *overrides, flags=()):
+    """tools/train_net.py arguments for a few-iteration CPU run (batch 2, a log line and a
+    checkpoint every 2 iterations, 2 warm-up iterations, no final evaluation) into ``output_dir``."""
+    return ["--config-file", config_file, "--skip-test", *flags, "OUTPUT_DIR", str(output_dir), "MODEL.DEVICE", "cpu",
+            "SOLVER.IMS_PER_BATCH", "2", "SOLVER.LOG_PERIOD", "2", "SOLVER.CHECKPOINT_PERIOD", "2",
+            "SOLVER.WARMUP_ITERS", "2", *[str(o) for o in overrides]]
+
+
 def coco_ap(model, dataset, iou_type="bbox", num_images=None):
     """COCO AP (IoU 0.5:0.95, pycocotools) of ``model`` on the first ``num_images`` images of
     ``dataset`` (all by default); predictions are brought back to the original image size, masks

@@ -37,6 +37,7 @@ def main(argv=None):
     from maskrcnn_benchmark.utils.env import setup_environment
 
     cfg = load_config(args.config_file, args.opts)
+    device = resolve_device(cfg.MODEL.DEVICE)
     weights = weights_to_evaluate(cfg, args.ckpt, args.random_weights, flag="--ckpt")
     setup_environment()
     distributed = init_distributed(cfg, args.local_rank)
@@ -44,7 +45,7 @@ def main(argv=None):
         with collective_failures_explained(cfg.DIST_TIMEOUT_MINUTES):
             logger = setup_run(cfg, args, "test_net")
             model = build_detection_model(cfg)
-            model.to(resolve_device(cfg.MODEL.DEVICE))
+            model.to(device)
             if weights is None:
                 logger.warning("--random-weights: evaluating an untrained model")
             else:

@@ -71,7 +71,7 @@ def train(cfg, local_rank, distributed, logger, plan):
         model = torch.nn.parallel.DistributedDataParallel(
             model,
             device_ids=[local_rank] if device.type == "cuda" else None,
-            broadcast_buffers=False,
+            forward_sync_buffers=False,
             # heads may leave parameters unused in a batch (e.g. no foreground for the mask head)
             find_unused_parameters=True,
         )
@@ -119,10 +119,12 @@ def main(argv=None):
     from maskrcnn_benchmark.engine.launch import init_distributed, load_config, run_test, seed_everything, setup_run
     from maskrcnn_benchmark.solver import check_solver_config
     from maskrcnn_benchmark.utils.comm import collective_failures_explained, get_rank, get_world_size, synchronize
+    from maskrcnn_benchmark.utils.device import resolve_device
     from maskrcnn_benchmark.utils.env import setup_environment
     from maskrcnn_benchmark.utils.logger import FILE_ONLY
 
     cfg = load_config(args.config_file, args.opts)
+    resolve_device(cfg.MODEL.DEVICE)  # a device this machine lacks is refused before anything is written
     setup_environment()
     distributed = init_distributed(cfg, args.local_rank)
     lock = None
