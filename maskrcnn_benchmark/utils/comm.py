@@ -110,8 +110,8 @@ def explain_collective_failure(err, timeout_minutes):
     rank = f"process {get_rank()} of {get_world_size()}"
     if any(word in text for word in _TIMEOUT_WORDS):
         return CollectiveError(
-            f"{rank}: a collective operation waited {timeout_minutes:g} min (DIST_TIMEOUT_MINUTES) for the "
-            "other processes and gave up: one of them is stopped, hung or far slower (look for the one "
+            f"{rank}: a collective operation waited {timeout_minutes * 60:.0f} s (DIST_TIMEOUT_MINUTES "
+            f"{timeout_minutes:g}) for the other processes and gave up: one of them is stopped, hung or far slower (look for the one "
             f"that did not fail with this message); raise DIST_TIMEOUT_MINUTES if it is only slow. ({err})")
     if any(word in text for word in _LOST_PEER_WORDS):
         return CollectiveError(
