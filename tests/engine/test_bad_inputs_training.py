@@ -5,6 +5,7 @@ by a run that refuses, the newest checkpoint intact and finite. The stopped / ki
 run two processes and live in test_distributed_runs.py."""
 import errno
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +13,6 @@ import sys
 import pytest
 import torch
 
-from helpers import short_train_net_argv
 from maskrcnn_benchmark.config import ConfigError
 from maskrcnn_benchmark.engine.launch import init_distributed, load_config
 from maskrcnn_benchmark.engine.resume import ResumeError
@@ -29,23 +29,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CONFIG = os.path.join(ROOT, "configs", "shapes", "retinanet_R-18-FPN_shapes.yaml")
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import test_net  # noqa: E402
-import train_net  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture
-def train(data_dir, monkeypatch, one_thread):
-    """``train(output_dir, *overrides, flags=(), config=CONFIG)``: train_net.main, a few iterations."""
-    monkeypatch.setenv("MASKRCNN_DATA_DIR", data_dir)
-
-    def run(output_dir, *overrides, flags=(), config=CONFIG):
-        train_net.main(short_train_net_argv(config, output_dir, *overrides, flags=flags))
-
-    return run
 
 
 def _model(seed=0):
@@ -64,64 +47,53 @@ def _files(folder):
     return found
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, data_dir):
-    """A 4-iteration train_net run (checkpoints at 2 and 4) to resume from; copy before changing it."""
-    out = tmp_path_factory.mktemp("finished") / "run"
-    previous = os.environ.get("MASKRCNN_DATA_DIR")
-    os.environ["MASKRCNN_DATA_DIR"] = data_dir
-    try:
-        train_net.main(short_train_net_argv(CONFIG, out, "SOLVER.MAX_ITER", 4))
-    finally:
-        if previous is None:
-            os.environ.pop("MASKRCNN_DATA_DIR")
-        else:
-            os.environ["MASKRCNN_DATA_DIR"] = previous
-    return out
+_FINISHED = {}
 
 
 @pytest.fixture
-def run_copy(finished_run, tmp_path):
-    import shutil
-
+def run_copy(train_net, tmp_path_factory, tmp_path):
+    """A copy of a 4-iteration train_net run (checkpoints at 2 and 4), trained once per module."""
+    if "run" not in _FINISHED:
+        _FINISHED["run"] = tmp_path_factory.mktemp("finished") / "run"
+        train_net(_FINISHED["run"], "SOLVER.MAX_ITER", 4)
     copy = tmp_path / "run"
-    shutil.copytree(finished_run, copy)
+    shutil.copytree(_FINISHED["run"], copy)
     return copy
 
 
 # ------------------------------------------------------------------------------------ config
 
-def test_unknown_key_in_a_yaml_names_file_and_key_and_writes_nothing(train, tmp_path):
+def test_unknown_key_in_a_yaml_names_file_and_key_and_writes_nothing(train_net, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(f"_BASE_: {CONFIG}\nSOLVER:\n  MAX_ITERS: 10\n")
     with pytest.raises(ConfigError, match=rf"{bad}.*SOLVER.MAX_ITERS"):
-        train(tmp_path / "out", config=str(bad))
+        train_net(tmp_path / "out", config=str(bad))
     assert not (tmp_path / "out").exists()
 
 
-def test_wrong_type_override_names_the_key(train, tmp_path):
+def test_wrong_type_override_names_the_key(train_net, tmp_path):
     with pytest.raises(ConfigError, match=r"SOLVER.MAX_ITER"):
-        train(tmp_path / "out", "SOLVER.MAX_ITER", "many")
+        train_net(tmp_path / "out", "SOLVER.MAX_ITER", "many")
     assert not (tmp_path / "out").exists()
 
 
-def test_missing_yaml_names_the_path(train, tmp_path):
+def test_missing_yaml_names_the_path(train_net, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"config file not found: .*nope.yaml"):
-        train(tmp_path / "out", config=str(tmp_path / "nope.yaml"))
+        train_net(tmp_path / "out", config=str(tmp_path / "nope.yaml"))
 
 
-def test_base_cycle_names_the_files(train, tmp_path):
+def test_base_cycle_names_the_files(train_net, tmp_path):
     (tmp_path / "a.yaml").write_text("_BASE_: b.yaml\n")
     (tmp_path / "b.yaml").write_text("_BASE_: a.yaml\n")
     with pytest.raises(ConfigError, match=r"_BASE_ cycle through .*a.yaml"):
-        train(tmp_path / "out", config=str(tmp_path / "a.yaml"))
+        train_net(tmp_path / "out", config=str(tmp_path / "a.yaml"))
 
 
-def test_steps_not_increasing_is_refused_before_anything_is_written(train, tmp_path):
+def test_steps_not_increasing_is_refused_before_anything_is_written(train_net, tmp_path):
     with pytest.raises(ValueError, match=r"SOLVER.STEPS.*\[10, 5\]"):
-        train(tmp_path / "out", "SOLVER.STEPS", "(10, 5)")
+        train_net(tmp_path / "out", "SOLVER.STEPS", "(10, 5)")
     with pytest.raises(ValueError, match=r"SOLVER.STEPS.*\[5, 5\]"):
-        train(tmp_path / "out", "SOLVER.STEPS", "(5, 5)")
+        train_net(tmp_path / "out", "SOLVER.STEPS", "(5, 5)")
     assert not (tmp_path / "out").exists()
 
 
@@ -134,10 +106,10 @@ def test_batch_not_divisible_by_the_processes_names_the_key():
         check_solver_config(load_config(CONFIG, ["SOLVER.BASE_LR", "-0.1"]))
 
 
-def test_cuda_asked_for_on_a_machine_without_one_names_model_device(train, tmp_path, monkeypatch):
+def test_cuda_asked_for_on_a_machine_without_one_names_model_device(train_net, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(DeviceError, match=r"MODEL.DEVICE is 'cuda' but no CUDA device is usable"):
-        train(tmp_path / "out", "MODEL.DEVICE", "cuda")
+        train_net(tmp_path / "out", "MODEL.DEVICE", "cuda")
     assert not (tmp_path / "out").exists()
 
 
@@ -212,19 +184,19 @@ def test_a_model_without_loss_entries_is_named(tmp_path):
 
 # ------------------------------------------------------------------------------- checkpoints
 
-def test_corrupt_last_checkpoint_names_the_file_and_changes_nothing(train, run_copy):
+def test_corrupt_last_checkpoint_names_the_file_and_changes_nothing(train_net, run_copy):
     (run_copy / "model_final.pth").write_bytes(os.urandom(4096))
     before = _files(run_copy)
     with pytest.raises(CheckpointError, match=r"cannot read checkpoint .*model_final.pth: the file is truncated, corrupt"):
-        train(run_copy, "SOLVER.MAX_ITER", 6, flags=["--resume"])
+        train_net(run_copy, "SOLVER.MAX_ITER", 6, flags=["--resume"])
     assert _files(run_copy) == before
 
 
-def test_truncated_last_checkpoint_names_the_file(train, run_copy):
+def test_truncated_last_checkpoint_names_the_file(train_net, run_copy):
     data = (run_copy / "model_final.pth").read_bytes()
     (run_copy / "model_final.pth").write_bytes(data[: len(data) // 3])
     with pytest.raises(CheckpointError, match=r"model_final.pth: the file is truncated"):
-        train(run_copy, "SOLVER.MAX_ITER", 6, flags=["--resume"])
+        train_net(run_copy, "SOLVER.MAX_ITER", 6, flags=["--resume"])
     assert (run_copy / "model_0000002.pth").stat().st_size > 0  # the older checkpoint is still there
 
 
@@ -263,18 +235,18 @@ def test_non_finite_weights_in_a_checkpoint_to_load_are_named(tmp_path):
         train_toy(toy_cfg(tmp_path, 4, 2), ToyDetector())
 
 
-def test_last_checkpoint_naming_a_missing_file_is_named(train, run_copy):
+def test_last_checkpoint_naming_a_missing_file_is_named(train_net, run_copy):
     (run_copy / "model_final.pth").unlink()
     with pytest.raises(ResumeError, match=r"last_checkpoint names .*model_final.pth, which does not exist"):
-        train(run_copy, "SOLVER.MAX_ITER", 6, flags=["--resume"])
+        train_net(run_copy, "SOLVER.MAX_ITER", 6, flags=["--resume"])
 
 
-def test_checkpoints_without_a_pointer_are_not_guessed(train, run_copy):
+def test_checkpoints_without_a_pointer_are_not_guessed(train_net, run_copy):
     (run_copy / "last_checkpoint").unlink()
     with pytest.raises(ResumeError, match=r"holds model_0000002.pth, model_final.pth but no last_checkpoint"):
-        train(run_copy, "SOLVER.MAX_ITER", 6, flags=["--resume"])
+        train_net(run_copy, "SOLVER.MAX_ITER", 6, flags=["--resume"])
     with pytest.raises(ResumeError, match=r"already holds checkpoints"):  # nor overwritten without --resume
-        train(run_copy, "SOLVER.MAX_ITER", 6)
+        train_net(run_copy, "SOLVER.MAX_ITER", 6)
 
 
 def test_kill_9_during_a_write_leaves_the_old_checkpoint_and_a_temp_file_the_next_save_removes(tmp_path):
@@ -324,16 +296,16 @@ def test_full_disk_during_a_write_names_the_file_and_keeps_the_old_checkpoint(tm
 
 # ------------------------------------------------------------------------------ runs, folders
 
-def test_two_runs_in_one_folder_the_second_is_refused_naming_the_folder(train, run_copy):
+def test_two_runs_in_one_folder_the_second_is_refused_naming_the_folder(train_net, run_copy):
     before = _files(run_copy)
     with OutputDirLock(str(run_copy)):
         with pytest.raises(OutputDirLockedError, match=rf"OUTPUT_DIR {run_copy} is in use by another training run "
                                                        rf"\(pid {os.getpid()}"):
-            train(run_copy, "SOLVER.MAX_ITER", 6, flags=["--resume"])
+            train_net(run_copy, "SOLVER.MAX_ITER", 6, flags=["--resume"])
     assert _files(run_copy) == before
 
 
-def test_read_only_output_dir_is_named(train, tmp_path, monkeypatch):
+def test_read_only_output_dir_is_named(train_net, tmp_path, monkeypatch):
     """A read-only file system (simulated: these tests may run as root, which ignores permission bits)."""
     import maskrcnn_benchmark.engine.run_lock as run_lock
 
@@ -347,22 +319,22 @@ def test_read_only_output_dir_is_named(train, tmp_path, monkeypatch):
     (tmp_path / "ro").mkdir()
     monkeypatch.setattr(run_lock.os, "open", read_only)
     with pytest.raises(OSError, match=rf"OUTPUT_DIR {tmp_path / 'ro'} is not writable \(Read-only file system"):
-        train(tmp_path / "ro", "SOLVER.MAX_ITER", 2)
+        train_net(tmp_path / "ro", "SOLVER.MAX_ITER", 2)
     monkeypatch.undo()
     assert os.listdir(tmp_path / "ro") == []
 
 
-def test_max_iter_below_the_resumed_iteration_names_both(train, run_copy):
+def test_max_iter_below_the_resumed_iteration_names_both(train_net, run_copy):
     before = _files(run_copy)
     with pytest.raises(ResumeError, match=r"SOLVER.MAX_ITER 2 is below the iteration of the checkpoint to continue "
                                           r"\(.*model_final.pth: iteration 4\)"):
-        train(run_copy, "SOLVER.MAX_ITER", 2, flags=["--resume"])
+        train_net(run_copy, "SOLVER.MAX_ITER", 2, flags=["--resume"])
     assert _files(run_copy) == before
 
 
-def test_resuming_a_finished_run_trains_nothing_and_says_so(train, run_copy):
+def test_resuming_a_finished_run_trains_nothing_and_says_so(train_net, run_copy):
     weights = (run_copy / "model_final.pth").read_bytes()
-    train(run_copy, "SOLVER.MAX_ITER", 4, flags=["--resume"])
+    train_net(run_copy, "SOLVER.MAX_ITER", 4, flags=["--resume"])
     assert "Training is already complete at iteration 4: nothing left to train" in (run_copy / "log.txt").read_text()
     assert (run_copy / "model_final.pth").read_bytes() == weights
 

@@ -12,23 +12,14 @@ CONFIG = os.path.join(ROOT, "configs", "shapes", "retinanet_R-18-FPN_shapes.yaml
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 import train_net  # noqa: E402
 
-from helpers import short_train_net_argv  # noqa: E402
 from maskrcnn_benchmark.engine.resume import ResumeError  # noqa: E402
 
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("data"))
-
-
 @pytest.fixture
-def run(data_dir, monkeypatch, one_thread):
-    """``run(output_dir, *overrides, resume=False)``: train_net.main on the shapes RetinaNet."""
-    monkeypatch.setenv("MASKRCNN_DATA_DIR", data_dir)
-
+def run(train_net):
     def train(output_dir, *overrides, resume=False):
-        train_net.main(short_train_net_argv(CONFIG, output_dir, *overrides) + (["--resume"] if resume else []))
+        train_net(output_dir, *overrides, flags=["--resume"] if resume else [])
 
     return train
 
