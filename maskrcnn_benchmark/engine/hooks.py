@@ -62,6 +62,8 @@ class IterationTimer(HookBase):
     """Puts ``time`` (seconds per step, data loading included, hooks after it excluded) and
     ``eta_seconds``; logs the total training time at the end."""
 
+    _train_start = None
+
     def before_train(self):
         self._train_start = time.perf_counter()
 
@@ -75,6 +77,8 @@ class IterationTimer(HookBase):
         storage.put_scalar("eta_seconds", storage.history("time").median * remaining, smoothing=False)
 
     def after_train(self):
+        if self._train_start is None:  # an earlier hook's before_train failed
+            return
         total = time.perf_counter() - self._train_start
         done = max(self.trainer.iter - self.trainer.start_iter, 1)
         logger.info("Total training time: %s (%.4f s / it)", datetime.timedelta(seconds=int(total)), total / done)

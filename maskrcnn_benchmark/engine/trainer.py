@@ -91,12 +91,21 @@ class TrainerBase(object):
                 self._call("before_step")
                 self.run_step()
                 self._call("after_step")
-        finally:
-            self._call("after_train")
+        except BaseException:
+            self._call_after_train_quietly()  # the error that stopped training is the one to see
+            raise
+        self._call("after_train")
 
     def _call(self, stage):
         for hook in self._hooks:
             getattr(hook, stage)()
+
+    def _call_after_train_quietly(self):
+        for hook in self._hooks:
+            try:
+                hook.after_train()
+            except Exception:
+                logger.exception("%s.after_train failed while training was stopping", type(hook).__name__)
 
     def run_step(self):
         raise NotImplementedError
