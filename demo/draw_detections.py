@@ -62,13 +62,16 @@ def main(argv=None):
     parser.add_argument("--input", nargs="+", required=True, help="image file(s)")
     parser.add_argument("--output", required=True, help="PNG file to write")
     parser.add_argument("--confidence", type=float, default=0.5, help="minimum score to draw")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="draw an untrained model's detections (only when asked: missing weights are an error)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, default=[], help="config overrides KEY VALUE")
     args = parser.parse_args(argv)
 
     from maskrcnn_benchmark.engine.launch import load_config
 
     cfg = load_config(args.config_file, args.opts)
-    demo = COCODemo(cfg, weights=args.weights, confidence_threshold=args.confidence)
+    demo = COCODemo(cfg, weights=args.weights, confidence_threshold=args.confidence,
+                    random_weights=args.random_weights)
     written = []
     for image_path, out_path in zip(args.input, output_paths(args.output, len(args.input))):
         image = read_image(image_path)

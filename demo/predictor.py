@@ -10,7 +10,8 @@ from maskrcnn_benchmark.data.transforms import build_transforms
 from maskrcnn_benchmark.modeling.detector import build_detection_model
 from maskrcnn_benchmark.modeling.roi_heads.mask_head.inference import Masker
 from maskrcnn_benchmark.structures.image_list import to_image_list
-from maskrcnn_benchmark.utils.checkpoint import DetectronCheckpointer
+from maskrcnn_benchmark.utils.checkpoint import DetectronCheckpointer, weights_to_evaluate
+from maskrcnn_benchmark.utils.device import resolve_device
 
 COCO_CATEGORIES = (
     "__background", "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck",
@@ -56,17 +57,21 @@ class COCODemo(object):
     """Runs a detector on single images.
 
     ``weights``: a checkpoint file (or catalog:// name / URL); default: the newest checkpoint of
-    OUTPUT_DIR, else MODEL.WEIGHT. Detections below ``confidence_threshold`` are dropped.
+    OUTPUT_DIR, else MODEL.WEIGHT. The weights must cover every parameter of the model; finding none
+    is an error naming where it looked, unless ``random_weights`` asks for an untrained model.
+    Detections below ``confidence_threshold`` are dropped.
     """
 
-    def __init__(self, cfg, weights=None, confidence_threshold=0.5, categories=None, mask_threshold=0.5):
+    def __init__(self, cfg, weights=None, confidence_threshold=0.5, categories=None, mask_threshold=0.5,
+                 random_weights=False):
         self.cfg = cfg.clone()
-        self.device = torch.device(cfg.MODEL.DEVICE)
+        weights = weights_to_evaluate(self.cfg, weights, random_weights, flag="--weights")
+        self.device = resolve_device(cfg.MODEL.DEVICE)
         self.model = build_detection_model(self.cfg)
         self.model.eval()
         self.model.to(self.device)
-        checkpointer = DetectronCheckpointer(self.cfg, self.model, save_dir=self.cfg.OUTPUT_DIR)
-        checkpointer.load(weights or self.cfg.MODEL.WEIGHT, use_latest=weights is None)
+        if weights is not None:
+            DetectronCheckpointer(self.cfg, self.model).load(weights, use_latest=False, match="parameters")
         self.transforms = build_transforms(self.cfg, is_train=False)
         self.masker = Masker(threshold=mask_threshold, padding=1)
         self.confidence_threshold = confidence_threshold

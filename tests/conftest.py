@@ -1,4 +1,6 @@
 """Shared pytest settings (the ``slow`` marker: training runs; CI runs them too) and fixtures."""
+import os
+
 import pytest
 import torch
 
@@ -32,3 +34,25 @@ def shapes_train(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MASKRCNN_DATA_DIR", str(tmp_path_factory.mktemp("data")))
         return build_dataset(["shapes_train"], build_transforms(cfg, is_train=False), DatasetCatalog, True)[0]
+
+
+@pytest.fixture(scope="session")
+def train_net_data_dir(tmp_path_factory):
+    """Where in-process train_net runs generate the shapes dataset (once per session)."""
+    return str(tmp_path_factory.mktemp("train_net_data"))
+
+
+@pytest.fixture
+def train_net(train_net_data_dir, monkeypatch, one_thread):
+    """``train_net(output_dir, *overrides, flags=(), config=<shapes RetinaNet>)``: tools/train_net.py's
+    main in this process, a few iterations on the CPU (see helpers.short_train_net_argv)."""
+    from helpers import SHAPES_CONFIGS, ROOT, short_train_net_argv
+
+    monkeypatch.setenv("MASKRCNN_DATA_DIR", train_net_data_dir)
+    monkeypatch.syspath_prepend(os.path.join(ROOT, "tools"))
+    import train_net as tool
+
+    def run(output_dir, *overrides, flags=(), config=os.path.join(SHAPES_CONFIGS, "retinanet_R-18-FPN_shapes.yaml")):
+        tool.main(short_train_net_argv(config, output_dir, *overrides, flags=flags))
+
+    return run

@@ -14,9 +14,12 @@ from maskrcnn_benchmark.data.datasets.coco import COCODataset
 from maskrcnn_benchmark.data.datasets.evaluation.coco.coco_eval import prepare_for_coco_segmentation
 from maskrcnn_benchmark.data.datasets.shapes import SHAPES_SPLITS, ensure_shapes_dataset
 from maskrcnn_benchmark.data.transforms import build_transforms
+from maskrcnn_benchmark.engine.hooks import LRScheduler, OptimalBiasInit
+from maskrcnn_benchmark.engine.trainer import SimpleTrainer
 from maskrcnn_benchmark.modeling.roi_heads.mask_head.inference import Masker
-from maskrcnn_benchmark.modeling.sampling_free.bias_init import optimal_bias_heads
+from maskrcnn_benchmark.solver import make_lr_scheduler, make_optimizer
 from maskrcnn_benchmark.structures.bounding_box import BoxList
+from maskrcnn_benchmark.utils.device import resolve_device
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAPES_CONFIGS = os.path.join(ROOT, "configs", "shapes")
@@ -72,40 +75,39 @@ def images_and_targets(dataset, indices):
     return [s[0] for s in samples], [s[1] for s in samples]
 
 
-def apply_optimal_bias(head, targets):
-    """Count ``head``'s samples for ``targets`` (image sizes taken from the targets) and set its
-    optimal classification bias; returns what the head reports it set."""
-    sizes = [(target.size[1], target.size[0]) for target in targets]
-    return head.set_bias_from_counts(head.count_samples(targets, sizes))
-
-
 def overfit_shapes(cfg, model, dataset, iterations, warmup_iters):
-    """Train ``model`` on all of ``dataset`` as one fixed batch: the heads whose config asks for
-    ``BIAS_INIT: optimal`` get it from this batch's counts, then SGD (momentum 0.9, ``cfg.SOLVER``
-    lr and weight decay, linear warm-up over ``warmup_iters``, lr x 0.1 for the last quarter);
-    every total loss must stay finite. Returns the last loss dict and what each optimal-bias head
-    reported it set.
+    """Train ``model`` on all of ``dataset`` as one fixed batch with the project's trainer: the
+    Sampling-Free optimal bias (heads whose config asks for it, counted over ``dataset``), then
+    ``make_optimizer``'s SGD (``cfg.SOLVER`` lr, momentum, weight decay; no decay on delta) with a
+    linear warm-up over ``warmup_iters`` and lr x 0.1 for the last quarter; a non-finite loss stops
+    it. Returns the last (detached) loss dict and what each optimal-bias head reported it set.
 
     The drop lets the last iterate settle: at a constant lr the AP of the last iterate swung
     between 0.04 and 0.65 (FCOS, 150 iterations) with nothing but float rounding changed."""
     images, targets = images_and_targets(dataset, range(len(dataset)))
-    bias_reports = [apply_optimal_bias(head, targets) for head in optimal_bias_heads(cfg, model)]
-    base_lr = cfg.SOLVER.BASE_LR
-    lr_drop_at = int(0.75 * iterations)
-    optimizer = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=0.9, weight_decay=cfg.SOLVER.WEIGHT_DECAY)
-    model.train()
-    for iteration in range(iterations):
-        for group in optimizer.param_groups:
-            group["lr"] = base_lr * min(1.0, (iteration + 1) / warmup_iters)
-            if iteration >= lr_drop_at:
-                group["lr"] *= 0.1
-        losses = model(images, targets)
-        total = sum(value for key, value in losses.items() if key.startswith("loss"))
-        assert torch.isfinite(total), "loss diverged at iteration {}: {}".format(iteration, losses)
-        optimizer.zero_grad()
-        total.backward()
-        optimizer.step()
-    return losses, bias_reports
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.merge_from_list([
+        "SOLVER.MAX_ITER", iterations, "SOLVER.STEPS", (int(0.75 * iterations),), "SOLVER.GAMMA", 0.1,
+        "SOLVER.WARMUP_ITERS", warmup_iters, "SOLVER.WARMUP_FACTOR", 1.0 / warmup_iters,
+        "SOLVER.WARMUP_METHOD", "linear", "MODEL.SAMPLING_FREE.SAMPLE_IMAGES", len(dataset),
+        "OUTPUT_DIR", "",  # no count cache written anywhere
+    ])
+    optimizer = make_optimizer(cfg, model)
+    bias_init = OptimalBiasInit(cfg, dataset)
+    trainer = SimpleTrainer(model, itertools.repeat((images, targets, None)), optimizer,
+                            resolve_device(cfg.MODEL.DEVICE), cfg.DTYPE)
+    trainer.register_hooks([bias_init, LRScheduler(optimizer, make_lr_scheduler(cfg, optimizer))])
+    trainer.train(0, iterations)
+    return trainer.last_loss_dict, list(bias_init.applied.values())
+
+
+def short_train_net_argv(config_file, output_dir, *overrides, flags=()):
+    """tools/train_net.py arguments for a few-iteration CPU run (batch 2, a log line and a
+    checkpoint every 2 iterations, 2 warm-up iterations, no final evaluation) into ``output_dir``."""
+    return ["--config-file", config_file, "--skip-test", *flags, "OUTPUT_DIR", str(output_dir), "MODEL.DEVICE", "cpu",
+            "SOLVER.IMS_PER_BATCH", "2", "SOLVER.LOG_PERIOD", "2", "SOLVER.CHECKPOINT_PERIOD", "2",
+            "SOLVER.WARMUP_ITERS", "2", *[str(o) for o in overrides]]
 
 
 def coco_ap(model, dataset, iou_type="bbox", num_images=None):

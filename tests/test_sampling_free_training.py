@@ -12,13 +12,15 @@ make_optimizer with a linear warm-up), each pair trains the same detector twice:
 COCO box AP on the trained images is measured with pycocotools. The measured numbers are stated
 next to each case below; the assertions keep margins below them.
 """
+import itertools
 import math
 
 import pytest
 import torch
 
+from maskrcnn_benchmark.engine.hooks import HookBase, LRScheduler, OptimalBiasInit
+from maskrcnn_benchmark.engine.trainer import NonFiniteLossError, SimpleTrainer
 from maskrcnn_benchmark.modeling.detector import build_detection_model
-from maskrcnn_benchmark.modeling.sampling_free import measure_and_apply_optimal_bias
 from maskrcnn_benchmark.solver import make_lr_scheduler, make_optimizer
 
 from helpers import coco_ap, images_and_targets, shapes_cfg
@@ -63,28 +65,34 @@ class FirstImages(torch.utils.data.Dataset):
         return self.dataset[idx]
 
 
+class _LossHistory(HookBase):
+    """Hook: the (total, loss dict) of every step, as floats."""
+
+    def __init__(self):
+        self.history = []
+
+    def after_step(self):
+        losses = {k: float(v) for k, v in self.trainer.last_loss_dict.items()}
+        self.history.append((math.fsum(v for k, v in losses.items() if k.startswith("loss")), losses))
+
+
 def train(cfg, dataset, seed):
-    """Train on one fixed batch of the first NUM_IMAGES images; returns the model and, per
-    iteration, the total loss and the loss dict (floats), stopping at the first non-finite one."""
+    """Train on one fixed batch of the first NUM_IMAGES images with the project's trainer; returns
+    the model and, per iteration, the total loss and the loss dict (floats), ending at the first
+    non-finite one (where the trainer stops)."""
     torch.manual_seed(seed)
     model = build_detection_model(cfg)
-    measure_and_apply_optimal_bias(cfg, model, FirstImages(dataset, NUM_IMAGES))
     optimizer = make_optimizer(cfg, model)
-    scheduler = make_lr_scheduler(cfg, optimizer)
     images, targets = images_and_targets(dataset, range(NUM_IMAGES))
-    history = []
-    model.train()
-    for _ in range(cfg.SOLVER.MAX_ITER):
-        losses = model(images, targets)
-        total = sum(v for k, v in losses.items() if k.startswith("loss"))
-        history.append((float(total.detach()), {k: float(v.detach()) for k, v in losses.items()}))
-        if not math.isfinite(history[-1][0]):
-            break
-        optimizer.zero_grad()
-        total.backward()
-        optimizer.step()
-        scheduler.step()
-    return model, history
+    trainer = SimpleTrainer(model, itertools.repeat((images, targets, None)), optimizer)
+    recorder = _LossHistory()
+    trainer.register_hooks([OptimalBiasInit(cfg, FirstImages(dataset, NUM_IMAGES)),
+                            LRScheduler(optimizer, make_lr_scheduler(cfg, optimizer)), recorder])
+    try:
+        trainer.train(0, cfg.SOLVER.MAX_ITER)
+    except NonFiniteLossError:
+        recorder.history.append((math.nan, {}))
+    return model, recorder.history
 
 
 def train_and_score(config, options, iterations, dataset, seed, output_dir):

@@ -142,8 +142,12 @@ def test_kill_9_and_restart_matches_uninterrupted_run(tmp_path, env):
     assert process.returncode == -signal.SIGKILL, "training finished before it could be killed"
     assert not (killed / "model_final.pth").exists()
     assert (killed / "last_checkpoint").read_text().startswith("model_0000")
+    assert (killed / "train.lock").exists()  # the killed run could not release it
 
-    _run(command, env)
+    # the restart continues explicitly (--resume, accepted after the overrides) and takes the stale lock over
+    output = _run(command + ["--resume"], env)
+    assert "ended without releasing it (killed?); taking it over" in output
+    assert not (killed / "train.lock").exists()
     expected, resumed = _final_weights(straight / "model_final.pth"), _final_weights(killed / "model_final.pth")
     assert expected.keys() == resumed.keys()
     for name in expected:

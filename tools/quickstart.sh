@@ -6,6 +6,7 @@
 #   tools/quickstart.sh                       # defaults below
 #   ITERS=1000 OUTPUT_DIR=output/qs2 tools/quickstart.sh
 #   SKIP_SETUP=1 tools/quickstart.sh          # environment already set up
+#   RESUME=1 tools/quickstart.sh              # continue the run already in $OUTPUT_DIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,11 +33,13 @@ for name in ('shapes_train', 'shapes_val'):
 echo "== training $CONFIG for $ITERS iterations (log: $OUTPUT_DIR/log.txt), then evaluating"
 # the learning-rate steps scale with the run length
 STEP1=$((ITERS * 2 / 3)); STEP2=$((ITERS * 9 / 10))
+# an OUTPUT_DIR with checkpoints is refused (not continued); RESUME=1 continues it on purpose
+status=0
 $PY tools/train_net.py --config-file "$CONFIG" \
   SOLVER.MAX_ITER "$ITERS" SOLVER.STEPS "($STEP1, $STEP2)" SOLVER.WARMUP_ITERS 50 \
-  SOLVER.CHECKPOINT_PERIOD "$ITERS" SOLVER.LOG_PERIOD 25 OUTPUT_DIR "$OUTPUT_DIR" \
-  2>&1 | grep --line-buffered -E "iter: |Average Precision|Total training time|Error|error" || true
-test -f "$OUTPUT_DIR/model_final.pth" || { echo "training failed: see $OUTPUT_DIR/log.txt" >&2; exit 1; }
+  SOLVER.CHECKPOINT_PERIOD "$ITERS" SOLVER.LOG_PERIOD 25 OUTPUT_DIR "$OUTPUT_DIR" ${RESUME:+--resume} \
+  2>&1 | { grep --line-buffered -E "iter: |Average Precision|Total training time|Error|error" || true; } || status=$?
+[ "$status" -eq 0 ] || { echo "training failed (exit $status): see the message above and $OUTPUT_DIR/log.txt" >&2; exit 1; }
 
 echo "== drawing detections and loss curves"
 IMAGE=$(ls "$MASKRCNN_DATA_DIR"/shapes/val/images/* | head -1)

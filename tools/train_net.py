@@ -2,68 +2,103 @@
 """Train a detector from a yaml config, then evaluate it on DATASETS.TEST.
 
     python tools/train_net.py --config-file configs/shapes/retinanet_R-18-FPN_shapes.yaml SOLVER.MAX_ITER 200
+    python tools/train_net.py --config-file ... OUTPUT_DIR output/run1 --resume     # continue output/run1
     torchrun --nproc_per_node=2 tools/train_net.py --config-file ... MODEL.DEVICE cpu
 
-Re-running with the same OUTPUT_DIR resumes from its ``last_checkpoint``.
+An OUTPUT_DIR that already holds checkpoints is only continued with --resume (otherwise the run
+stops and says so); the config's schedule then applies from the checkpoint's iteration, and a
+model that no longer fits the checkpoint is refused. One run at a time holds an OUTPUT_DIR.
 """
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import torch  # noqa: E402
-
-from maskrcnn_benchmark.data import make_data_loader  # noqa: E402
-from maskrcnn_benchmark.data.build import build_dataset  # noqa: E402
-from maskrcnn_benchmark.data.transforms import build_transforms  # noqa: E402
-from maskrcnn_benchmark.config.paths_catalog import DatasetCatalog  # noqa: E402
-from maskrcnn_benchmark.engine.launch import (  # noqa: E402
-    init_distributed, load_config, make_parser, run_test, seed_everything, setup_run,
-)
-from maskrcnn_benchmark.engine.trainer import do_train  # noqa: E402
-from maskrcnn_benchmark.modeling.detector import build_detection_model  # noqa: E402
-from maskrcnn_benchmark.solver import make_lr_scheduler, make_optimizer  # noqa: E402
-from maskrcnn_benchmark.utils.checkpoint import DetectronCheckpointer  # noqa: E402
-from maskrcnn_benchmark.utils.comm import get_rank, synchronize  # noqa: E402
-from maskrcnn_benchmark.utils.env import setup_environment  # noqa: E402
-from maskrcnn_benchmark.utils.miscellaneous import save_config  # noqa: E402
+from maskrcnn_benchmark.engine.cli import make_parser, parse_args  # noqa: E402  (argparse only)
 
 
-def apply_sampling_free_bias(cfg, model, logger):
-    """The paper's optimal bias init, measured on the training set, for heads that ask for it."""
-    try:
-        from maskrcnn_benchmark.modeling.sampling_free import measure_and_apply_optimal_bias
-        from maskrcnn_benchmark.modeling.sampling_free.bias_init import optimal_bias_heads
-    except ImportError:
-        return
-    if not optimal_bias_heads(cfg, model):
-        return
-    dataset = build_dataset(list(cfg.DATASETS.TRAIN), build_transforms(cfg, True), DatasetCatalog, True)[0]
-    measure_and_apply_optimal_bias(cfg, model, dataset, logger=logger)
+def build_parser():
+    parser = make_parser("Train a detector (maskrcnn_benchmark)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run whose checkpoints are in OUTPUT_DIR (required when there are any)")
+    parser.add_argument("--skip-test", dest="skip_test", action="store_true",
+                        help="do not evaluate the final model")
+    return parser
 
 
-def train(cfg, local_rank, distributed, logger):
+def claim_output_dir(cfg, resume):
+    """The main process locks OUTPUT_DIR and decides how the run starts (reading only); every
+    process gets the plan, or the error. Returns ``(lock or None, plan)``."""
+    from maskrcnn_benchmark.engine.resume import plan_resume
+    from maskrcnn_benchmark.engine.run_lock import OutputDirLock
+    from maskrcnn_benchmark.utils.comm import is_main_process, on_main_process
+
+    lock = OutputDirLock(cfg.OUTPUT_DIR) if cfg.OUTPUT_DIR and is_main_process() else None
+
+    def decide():
+        if lock is not None:
+            lock.acquire()
+        try:
+            return plan_resume(cfg, resume)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+
+    return lock, on_main_process(decide)
+
+
+def train(cfg, local_rank, distributed, logger, plan):
+    import torch
+
+    from maskrcnn_benchmark.data import make_data_loader
+    from maskrcnn_benchmark.engine.hooks import schedule_lr
+    from maskrcnn_benchmark.engine.resume import ResumeError
+    from maskrcnn_benchmark.engine.trainer import do_train
+    from maskrcnn_benchmark.modeling.detector import build_detection_model
+    from maskrcnn_benchmark.solver import make_lr_scheduler, make_optimizer
+    from maskrcnn_benchmark.utils.checkpoint import CheckpointError, DetectronCheckpointer
+    from maskrcnn_benchmark.utils.comm import get_rank
+    from maskrcnn_benchmark.utils.device import resolve_device
+    from maskrcnn_benchmark.utils.miscellaneous import save_config
+
     model = build_detection_model(cfg)
-    device = torch.device(cfg.MODEL.DEVICE)
+    device = resolve_device(cfg.MODEL.DEVICE)
     model.to(device)
-    # before loading: a resumed run's checkpoint then overrides the measured biases
-    apply_sampling_free_bias(cfg, model, logger)
-
     optimizer = make_optimizer(cfg, model)
     scheduler = make_lr_scheduler(cfg, optimizer)
     if distributed:
         model = torch.nn.parallel.DistributedDataParallel(
             model,
             device_ids=[local_rank] if device.type == "cuda" else None,
-            broadcast_buffers=False,
+            forward_sync_buffers=False,
             # heads may leave parameters unused in a batch (e.g. no foreground for the mask head)
             find_unused_parameters=True,
         )
 
-    arguments = {"iteration": 0}
     checkpointer = DetectronCheckpointer(cfg, model, optimizer, scheduler, cfg.OUTPUT_DIR,
                                          save_to_disk=get_rank() == 0, logger=logger)
-    arguments.update(checkpointer.load(cfg.MODEL.WEIGHT))
+    arguments = {"iteration": 0}
+    if plan.checkpoint:
+        # the same entries and shapes both ways: another architecture is refused here, before any write
+        try:
+            arguments.update(checkpointer.load(plan.checkpoint, use_latest=False, match="exact"))
+        except CheckpointError as err:
+            raise ResumeError(f"--resume refused, the run in OUTPUT_DIR {cfg.OUTPUT_DIR} trained another model "
+                              f"({plan.model_changes() or 'no model key differs in the config'}): {err}. "
+                              "Train this model in another OUTPUT_DIR.") from err
+        logger.info("Resumed at iteration %d; learning rate %.6g (this config's schedule)",
+                    arguments["iteration"], schedule_lr(optimizer))
+    elif cfg.MODEL.WEIGHT:
+        # initial weights only: a fresh run starts at iteration 0 with this config's optimizer
+        extras = DetectronCheckpointer(cfg, model, logger=logger).load(cfg.MODEL.WEIGHT, use_latest=False)
+        if "iteration" in extras:
+            logger.info("MODEL.WEIGHT %s is a training checkpoint (iteration %s): only its weights are used; "
+                        "--resume continues a run", cfg.MODEL.WEIGHT, extras["iteration"])
+    if cfg.OUTPUT_DIR:
+        config_path = os.path.join(cfg.OUTPUT_DIR, "config.yml")
+        logger.info("Saving config into: %s", config_path)
+        save_config(cfg, config_path)
 
     data_loader = make_data_loader(cfg, is_train=True, is_distributed=distributed,
                                    start_iter=arguments["iteration"])
@@ -77,26 +112,43 @@ def train(cfg, local_rank, distributed, logger):
 
 
 def main(argv=None):
-    parser = make_parser("Train a detector (maskrcnn_benchmark)")
-    parser.add_argument("--skip-test", dest="skip_test", action="store_true",
-                        help="do not evaluate the final model")
-    args = parser.parse_args(argv)
+    args = parse_args(build_parser(), argv)
+
+    import torch
+
+    from maskrcnn_benchmark.engine.launch import init_distributed, load_config, run_test, seed_everything, setup_run
+    from maskrcnn_benchmark.solver import check_solver_config
+    from maskrcnn_benchmark.utils.comm import collective_failures_explained, get_rank, get_world_size, synchronize
+    from maskrcnn_benchmark.utils.device import resolve_device
+    from maskrcnn_benchmark.utils.env import setup_environment
+    from maskrcnn_benchmark.utils.logger import FILE_ONLY
+
     cfg = load_config(args.config_file, args.opts)
+    resolve_device(cfg.MODEL.DEVICE)  # a device this machine lacks is refused before anything is written
     setup_environment()
     distributed = init_distributed(cfg, args.local_rank)
-    logger = setup_run(cfg, args, "train_net")
-    if cfg.OUTPUT_DIR:
-        config_path = os.path.join(cfg.OUTPUT_DIR, "config.yml")
-        logger.info("Saving config into: %s", config_path)
-        save_config(cfg, config_path)
-    seed_everything(cfg.SEED + get_rank())
-
-    model = train(cfg, args.local_rank, distributed, logger)
-    if not args.skip_test:
-        run_test(cfg, model, distributed)
-    synchronize()
-    if distributed:
-        torch.distributed.destroy_process_group()
+    lock = None
+    try:
+        with collective_failures_explained(cfg.DIST_TIMEOUT_MINUTES):
+            check_solver_config(cfg, get_world_size())
+            lock, plan = claim_output_dir(cfg, args.resume)
+            logger = setup_run(cfg, args, "train_net")
+            for line in plan.describe(cfg.SOLVER.MAX_ITER):
+                logger.info(line)
+            seed_everything(cfg.SEED + get_rank())
+            try:
+                model = train(cfg, args.local_rank, distributed, logger, plan)
+                if not args.skip_test:
+                    run_test(cfg, model, distributed)
+                synchronize()
+            except Exception:
+                logger.exception("train_net stopped", extra=FILE_ONLY)  # the reason, in log.txt too
+                raise
+    finally:
+        if lock is not None:
+            lock.release()
+        if distributed:
+            torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

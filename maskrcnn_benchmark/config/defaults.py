@@ -17,7 +17,9 @@ _C.MODEL.RPN_ONLY = False
 _C.MODEL.MASK_ON = False
 _C.MODEL.RETINANET_ON = False
 _C.MODEL.KEYPOINT_ON = False
-_C.MODEL.DEVICE = 'cuda'
+# 'auto': CUDA when available, else the CPU (maskrcnn-benchmark's default was 'cuda'); read
+# through maskrcnn_benchmark.utils.device.resolve_device
+_C.MODEL.DEVICE = 'auto'
 _C.MODEL.META_ARCHITECTURE = 'GeneralizedRCNN'
 _C.MODEL.CLS_AGNOSTIC_BBOX_REG = False
 _C.MODEL.WEIGHT = ''
@@ -362,3 +364,6 @@ _C.PATHS_CATALOG = os.path.join(os.path.dirname(__file__), "paths_catalog.py")
 # "float16" or "bfloat16" trains under torch.autocast; "float32" disables it
 _C.DTYPE = 'float32'
 _C.AMP_VERBOSE = False
+# Minutes a collective operation (all-reduce, barrier) waits for the other processes before the
+# run stops with an error; a stopped or hung process would otherwise block the others for 30.
+_C.DIST_TIMEOUT_MINUTES = 10.0

@@ -1,26 +1,30 @@
-"""The training loop: forward, loss, backward, step, with logging, checkpoints and evaluation.
+"""The training loop: a trainer that runs forward, loss, backward and the optimizer step, and hooks
+for everything around it (schedule, timing, checkpoints, evaluation, metrics writers, the
+Sampling-Free bias initialisation and gradient norms; see ``hooks.py``).
 
 Only the loss-dict entries whose key starts with ``loss`` are optimised; every other entry is a
-diagnostic (e.g. the Sampling-Free ``sf_*`` values) and is only logged.
+diagnostic (e.g. the Sampling-Free ``sf_*`` values) that goes to the event storage and is only
+logged. ``do_train`` keeps maskrcnn-benchmark's signature and assembles the default hooks.
 """
-import datetime
-import json
 import logging
 import math
 import os
-import resource
 import time
+import weakref
 from contextlib import nullcontext
 
 import torch
 
-from maskrcnn_benchmark.utils.checkpoint import capture_rng_state, restore_rng_state
-from maskrcnn_benchmark.utils.comm import all_gather, get_rank, get_world_size, is_main_process, reduce_dict, synchronize
-from maskrcnn_benchmark.utils.metric_logger import MetricLogger
+from maskrcnn_benchmark.utils.checkpoint import NonFiniteCheckpointError, read_checkpoint, require_finite
+from maskrcnn_benchmark.utils.comm import is_main_process, reduce_dict, synchronize
 
+from . import hooks as training_hooks
+from .events import EventStorage
 from .inference import evaluation_kinds, inference
+from .writers import ConsoleWriter, JSONWriter, TensorboardWriter
 
 AUTOCAST_DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+logger = logging.getLogger("maskrcnn_benchmark.trainer")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -29,7 +33,7 @@ class NonFiniteLossError(FloatingPointError):
 
 def reduce_loss_dict(loss_dict):
     """The loss dict averaged over all processes (for logging; every process gets the same values)."""
-    return reduce_dict({name: value.detach().float() for name, value in loss_dict.items()}, average=True)
+    return reduce_dict({name: value.detach().float().reshape(()) for name, value in loss_dict.items()}, average=True)
 
 
 def optimised_loss(loss_dict):
@@ -50,76 +54,162 @@ def autocast_context(dtype_name, device):
     return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
-def peak_memory_mb(device):
-    """Peak memory so far: allocated GPU memory on CUDA, the process's peak resident size on CPU."""
-    if torch.device(device).type == "cuda":
-        return torch.cuda.max_memory_allocated() / 1024.0 / 1024.0
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # kilobytes on Linux
+def move_to_device(data, device):
+    """``data`` (a tensor, ImageList, BoxList, or lists / tuples / dicts of them) on ``device``."""
+    if isinstance(data, (list, tuple)):
+        return type(data)(move_to_device(item, device) for item in data)
+    if isinstance(data, dict):
+        return {key: move_to_device(value, device) for key, value in data.items()}
+    return data.to(device) if hasattr(data, "to") else data
 
 
-class _MetricsSink(object):
-    """Writes log records to OUTPUT_DIR/metrics.json (one json object per line) and TensorBoard,
-    on the main process only."""
+class TrainerBase(object):
+    """Runs ``run_step`` for iterations ``start_iter + 1 .. max_iter`` (``iter`` is the number of the
+    step being run, so checkpoint ``model_0000100`` is the state after 100 steps), with hooks."""
 
-    def __init__(self, output_dir):
-        self.enabled = bool(output_dir) and is_main_process()
-        self.path = os.path.join(output_dir, "metrics.json") if self.enabled else None
-        self.writer = None
-        if self.enabled:
-            os.makedirs(output_dir, exist_ok=True)
+    def __init__(self):
+        self._hooks = []
+        self.iter = self.start_iter = self.max_iter = 0
+        self.storage = EventStorage()
+
+    def register_hooks(self, hooks):
+        for hook in hooks:
+            if hook is None:
+                continue
+            hook.trainer = weakref.proxy(self)  # no reference cycle trainer <-> hook
+            self._hooks.append(hook)
+
+    def train(self, start_iter, max_iter):
+        self.start_iter, self.max_iter = start_iter, max_iter
+        self.iter = start_iter
+        self.storage = EventStorage(start_iter)
+        logger.info("Start training from iteration %d to %d", start_iter, max_iter)
+        try:
+            self._call("before_train")
+            for self.iter in range(start_iter + 1, max_iter + 1):
+                self.storage.iter = self.iter
+                self._call("before_step")
+                self.run_step()
+                self._call("after_step")
+        except BaseException:
+            self._call_after_train_quietly()  # the error that stopped training is the one to see
+            raise
+        self._call("after_train")
+
+    def _call(self, stage):
+        for hook in self._hooks:
+            getattr(hook, stage)()
+
+    def _call_after_train_quietly(self):
+        for hook in self._hooks:
             try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:  # tensorboard is optional
-                logging.getLogger(__name__).warning("tensorboard is not installed: no event files written")
-            else:
-                self.writer = SummaryWriter(log_dir=os.path.join(output_dir, "tensorboard"))
+                hook.after_train()
+            except Exception:
+                logger.exception("%s.after_train failed while training was stopping", type(hook).__name__)
 
-    def write(self, iteration, values):
-        if not self.enabled:
-            return
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps({"iteration": iteration, **values}) + "\n")
-        if self.writer is not None:
-            for name, value in values.items():
-                self.writer.add_scalar(name, value, iteration)
-            self.writer.flush()
-
-    def close(self):
-        if self.writer is not None:
-            self.writer.close()
+    def run_step(self):
+        raise NotImplementedError
 
 
-def _check_finite(iteration, loss_dict, total):
-    if math.isfinite(total):
-        return
-    values = ", ".join(f"{name}={value.item():.6g}" for name, value in loss_dict.items())
-    raise NonFiniteLossError(
-        f"non-finite loss at iteration {iteration}: total={total} ({values}); training stopped, "
-        "the last checkpoint is left as it was"
-    )
+class SimpleTrainer(TrainerBase):
+    """One step: next batch ``(images, targets, ...)`` from ``data``, forward under the DTYPE
+    autocast, the sum of the ``loss*`` terms, a stop on a non-finite loss (judged on the values
+    averaged over the processes, so every process stops at the same iteration), backward (through
+    a gradient scaler for float16 on CUDA), the ``after_backward`` hooks, the optimizer step.
+
+    ``last_loss_dict`` holds the detached, process-averaged loss dict of the latest step."""
+
+    def __init__(self, model, data, optimizer, device="cpu", dtype="float32"):
+        super().__init__()
+        self.model = model
+        self.data = data
+        self._batches = iter(data)
+        self.optimizer = optimizer
+        self.device = torch.device(device)
+        autocast_context(dtype, self.device)  # rejects an unknown DTYPE here rather than mid-step
+        self.dtype = dtype
+        self.grad_scaler = torch.amp.GradScaler("cuda", enabled=dtype == "float16" and self.device.type == "cuda")
+        self.last_loss_dict = {}
+
+    def train(self, start_iter, max_iter):
+        self.model.train()
+        super().train(start_iter, max_iter)
+
+    def run_step(self):
+        start = time.perf_counter()
+        batch = next(self._batches)
+        data_time = time.perf_counter() - start
+        images, targets = move_to_device(batch[0], self.device), move_to_device(batch[1], self.device)
+
+        with autocast_context(self.dtype, self.device):
+            loss_dict = self.model(images, targets)
+        losses = optimised_loss(loss_dict)
+        reduced = reduce_loss_dict(loss_dict)
+        values = dict(zip(reduced, torch.stack(list(reduced.values())).tolist()))  # one device sync
+        total = math.fsum(value for name, value in values.items() if name.startswith("loss"))
+        if not math.isfinite(total):
+            listed = ", ".join(f"{name}={value:.6g}" for name, value in values.items())
+            raise NonFiniteLossError(f"non-finite loss at iteration {self.iter}: total={total} ({listed}); "
+                                     "training stopped")
+
+        self.optimizer.zero_grad(set_to_none=True)
+        self.grad_scaler.scale(losses).backward()
+        self.grad_scaler.unscale_(self.optimizer)
+        self._call("after_backward")
+        self.grad_scaler.step(self.optimizer)
+        self.grad_scaler.update()
+        # the update has used the gradients: freeing them now keeps them out of the next forward's memory
+        self.optimizer.zero_grad(set_to_none=True)
+
+        self.last_loss_dict = reduced
+        self.storage.put_scalars(loss=total, data=data_time, **values)
 
 
-def _sampling_free_grad_norms(model):
+def newest_checkpoint_note(checkpointer):
+    """What the newest checkpoint of ``checkpointer``'s folder is and whether it is finite (read
+    from the file, so the statement is true whatever wrote it)."""
+    path = checkpointer.get_checkpoint_file() if checkpointer is not None else ""
+    if not path or not os.path.isfile(path):
+        return "no checkpoint has been written yet"
     try:
-        from maskrcnn_benchmark.modeling.sampling_free import classification_grad_norms
-    except ImportError:
-        return {}
-    return classification_grad_norms(model)
+        saved = read_checkpoint(path, mmap=True)
+        require_finite({key: saved[key] for key in ("model", "optimizer") if key in saved}, path)
+    except NonFiniteCheckpointError as err:
+        return f"the newest checkpoint is not finite either ({err})"
+    except Exception as err:  # unreadable: say so rather than vouch for it
+        return f"the newest checkpoint {path} cannot be read ({err})"
+    return (f"the newest checkpoint, {path} (iteration {saved.get('iteration', '?')}), holds finite values: "
+            "continue from it with --resume, e.g. after lowering SOLVER.BASE_LR")
 
 
-def _evaluate_periodically(cfg, model, data_loader_val, device, iteration, sink, logger):
-    logger.info("Evaluating at iteration %d", iteration)
+def _periodic_evaluation(cfg, model, data_loader_val, device):
+    """The evaluation EvalHook runs: COCO-style metrics of the first DATASETS.TEST set, as
+    ``{"val/<iou type>/<metric>": value}``."""
     iou_types, box_only = evaluation_kinds(cfg)
-    result = inference(model, data_loader_val, dataset_name=cfg.DATASETS.TEST[0], iou_types=iou_types,
-                       box_only=box_only, device=device, output_folder=None)
-    synchronize()
-    model.train()
-    if result is None:
-        return
-    coco_results = result[0] if isinstance(result, tuple) else result
-    if hasattr(coco_results, "as_dict"):
-        sink.write(iteration, {"val/" + name: value for name, value in coco_results.as_dict().items()})
-    logger.info("Evaluation at iteration %d: %s", iteration, coco_results)
+
+    def evaluate():
+        result = inference(model, data_loader_val, dataset_name=cfg.DATASETS.TEST[0], iou_types=iou_types,
+                           box_only=box_only, device=device, output_folder=None)
+        synchronize()
+        if result is None:
+            return {}
+        coco_results = result[0] if isinstance(result, tuple) else result
+        if not hasattr(coco_results, "as_dict"):
+            return {}
+        return {"val/" + name: value for name, value in coco_results.as_dict().items()}
+
+    return evaluate
+
+
+def default_writers(cfg, max_iter):
+    """The console line everywhere (only the main process's logger prints), metrics.json and
+    TensorBoard on the main process when there is an OUTPUT_DIR."""
+    writers = [ConsoleWriter(max_iter, logger)]
+    if cfg.OUTPUT_DIR and is_main_process():
+        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        writers += [JSONWriter(os.path.join(cfg.OUTPUT_DIR, "metrics.json")),
+                    TensorboardWriter(os.path.join(cfg.OUTPUT_DIR, "tensorboard"))]
+    return writers
 
 
 def do_train(cfg, model, data_loader, data_loader_val, optimizer, scheduler, checkpointer, device,
@@ -127,103 +217,30 @@ def do_train(cfg, model, data_loader, data_loader_val, optimizer, scheduler, che
     """Train from ``arguments["iteration"]`` to ``len(data_loader)`` iterations.
 
     The data loader must start at that iteration (``make_data_loader(..., start_iter=...)``).
-    ``arguments`` is saved into every checkpoint; when it holds ``rng_states`` (from a resumed
-    checkpoint), the random generators are restored first, so the run continues exactly.
+    ``arguments`` is saved into every checkpoint, together with the config (as yaml text); when it
+    holds ``rng_states`` (from a resumed checkpoint), the random generators are restored first, so
+    the run continues exactly.
     """
-    logger = logging.getLogger("maskrcnn_benchmark.trainer")
-    logger.info("Start training")
-    meters = MetricLogger(delimiter="  ")
-    max_iter = len(data_loader)
-    start_iter = arguments["iteration"]
-    log_period = max(int(cfg.SOLVER.LOG_PERIOD), 1)
     device = torch.device(device)
+    max_iter = len(data_loader)
+    log_period = max(int(cfg.SOLVER.LOG_PERIOD), 1)
+    arguments["config"] = cfg.dump()
 
-    # Creating the iterator may draw a seed from torch's generator (a DataLoader without its own
-    # generator does), so it happens before the saved generator states are put back.
-    batches = iter(data_loader)
-    rng_states = arguments.pop("rng_states", None)
-    if rng_states is not None and len(rng_states) == get_world_size():
-        restore_rng_state(rng_states[get_rank()])
-    elif rng_states is not None:
-        logger.warning("checkpoint holds RNG states of %d processes, this run has %d: not restored",
-                       len(rng_states), get_world_size())
-
-    use_grad_scaler = cfg.DTYPE == "float16" and device.type == "cuda"
-    grad_scaler = torch.amp.GradScaler("cuda", enabled=use_grad_scaler)
-    sink = _MetricsSink(cfg.OUTPUT_DIR)
-
-    model.train()
-    start_training_time = time.time()
-    end = time.time()
-    for iteration, (images, targets, _) in enumerate(batches, start_iter):
-        data_time = time.time() - end
-        iteration = iteration + 1
-        arguments["iteration"] = iteration
-
-        images = images.to(device)
-        targets = [target.to(device) for target in targets]
-        with autocast_context(cfg.DTYPE, device):
-            loss_dict = model(images, targets)
-        losses = optimised_loss(loss_dict)
-
-        # checked on values averaged across processes, so that every process stops together
-        reduced = reduce_loss_dict(loss_dict)
-        reduced_total = optimised_loss(reduced).item()
-        _check_finite(iteration, reduced, reduced_total)
-        _check_finite(iteration, loss_dict, losses.item())
-
-        optimizer.zero_grad(set_to_none=True)
-        grad_scaler.scale(losses).backward()
-        grad_scaler.unscale_(optimizer)
-        grad_norms = _sampling_free_grad_norms(model)
-        grad_scaler.step(optimizer)
-        grad_scaler.update()
-        scheduler.step()
-
-        batch_time = time.time() - end
-        end = time.time()
-        meters.update(loss=reduced_total, **reduced, **grad_norms)
-        meters.update(time=batch_time, data=data_time)
-
-        if iteration % log_period == 0 or iteration == max_iter:
-            eta_seconds = meters.time.global_avg * (max_iter - iteration)
-            lr = _base_lr(optimizer)
-            memory = peak_memory_mb(device)
-            logger.info(meters.delimiter.join([
-                f"eta: {datetime.timedelta(seconds=int(eta_seconds))}",
-                f"iter: {iteration}",
-                str(meters),
-                f"lr: {lr:.6f}",
-                f"max mem: {memory:.0f}M",
-            ]))
-            record = {name: meter.median for name, meter in meters.meters.items()}
-            record.update({"lr": lr, "max_mem_mb": memory, "eta_seconds": eta_seconds})
-            sink.write(iteration, record)
-
-        if checkpoint_period > 0 and iteration % checkpoint_period == 0 and iteration != max_iter:
-            _save(checkpointer, f"model_{iteration:07d}", arguments)
-        if data_loader_val is not None and test_period > 0 and iteration % test_period == 0:
-            _evaluate_periodically(cfg, model, data_loader_val, device, iteration, sink, logger)
-            end = time.time()
-        if iteration == max_iter:
-            _save(checkpointer, "model_final", arguments)
-
-    sink.close()
-    total_training_time = time.time() - start_training_time
-    done = max(max_iter - start_iter, 1)
-    logger.info("Total training time: %s (%.4f s / it)",
-                datetime.timedelta(seconds=int(total_training_time)), total_training_time / done)
-
-
-def _base_lr(optimizer):
-    """The schedule's learning rate: that of a weight group (bias groups run at a multiple of it)."""
-    for group in optimizer.param_groups:
-        if not group.get("name", "").endswith("bias"):
-            return group["lr"]
-    return optimizer.param_groups[0]["lr"]
-
-
-def _save(checkpointer, name, arguments):
-    # every process's generators, so that a multi-process run resumes exactly too
-    rng_states = all_gather(capture_rng_state())
-    checkpointer.save(name, rng_states=rng_states, **arguments)
+    trainer = SimpleTrainer(model, data_loader, optimizer, device, cfg.DTYPE)
+    evaluation = None
+    if data_loader_val is not None and test_period > 0:
+        evaluation = training_hooks.EvalHook(test_period, _periodic_evaluation(cfg, model, data_loader_val, device))
+    trainer.register_hooks([
+        training_hooks.OptimalBiasInit(cfg, data_loader.dataset),
+        training_hooks.IterationTimer(),
+        training_hooks.LRScheduler(optimizer, scheduler),
+        training_hooks.SamplingFreeGradNorms(log_period),
+        training_hooks.PeriodicCheckpointer(checkpointer, checkpoint_period, arguments),
+        evaluation,
+        training_hooks.PeriodicWriter(default_writers(cfg, max_iter), log_period, device),
+    ])
+    try:
+        trainer.train(arguments["iteration"], max_iter)
+    except NonFiniteLossError as err:
+        raise NonFiniteLossError(f"{err}; {newest_checkpoint_note(checkpointer)}") from None
+    return trainer

@@ -1,11 +1,27 @@
-"""``make_optimizer`` / ``make_lr_scheduler``: SGD with per-parameter groups and the warm-up schedule."""
+"""``make_optimizer`` / ``make_lr_scheduler``: SGD with per-parameter groups and the warm-up schedule,
+and the checks of the SOLVER keys that can be made before anything is built."""
 import logging
 
 import torch
 
 from maskrcnn_benchmark.modeling.sampling_free import GuidedLossScaler
 
-from .lr_scheduler import WarmupMultiStepLR
+from .lr_scheduler import WarmupMultiStepLR, check_milestones
+
+# Per-group settings that come from the config, never from a loaded state.
+_CONFIGURED_SETTINGS = ("lr", "initial_lr", "weight_decay", "momentum", "dampening", "nesterov")
+
+
+class ConfiguredSGD(torch.optim.SGD):
+    """SGD whose hyper-parameters are the config's: ``load_state_dict`` restores the state (momentum
+    buffers) and keeps each group's current learning rate, weight decay and momentum, so resuming
+    with a changed SOLVER section trains with the changed values."""
+
+    def load_state_dict(self, state_dict):
+        configured = [{key: group[key] for key in _CONFIGURED_SETTINGS if key in group} for group in self.param_groups]
+        super().load_state_dict(state_dict)
+        for group, settings in zip(self.param_groups, configured):
+            group.update(settings)
 
 
 def make_optimizer(cfg, model):
@@ -38,7 +54,7 @@ def make_optimizer(cfg, model):
     if not groups:
         raise ValueError("make_optimizer: the model has no trainable parameters (all have requires_grad=False)")
     logging.getLogger(__name__).debug("optimizer: %d parameter groups", len(groups))
-    return torch.optim.SGD(groups, lr=solver.BASE_LR, momentum=solver.MOMENTUM)
+    return ConfiguredSGD(groups, lr=solver.BASE_LR, momentum=solver.MOMENTUM)
 
 
 def make_lr_scheduler(cfg, optimizer):
@@ -51,3 +67,19 @@ def make_lr_scheduler(cfg, optimizer):
         warmup_iters=solver.WARMUP_ITERS,
         warmup_method=solver.WARMUP_METHOD,
     )
+
+
+def check_solver_config(cfg, world_size=1):
+    """Errors naming the SOLVER key, for values that would only fail (or silently misbehave) once
+    training has started."""
+    solver = cfg.SOLVER
+    for key, minimum in (("MAX_ITER", 1), ("IMS_PER_BATCH", 1), ("LOG_PERIOD", 1), ("WARMUP_ITERS", 0),
+                         ("CHECKPOINT_PERIOD", 0), ("TEST_PERIOD", 0)):
+        if solver[key] < minimum:
+            raise ValueError(f"SOLVER.{key} must be >= {minimum}, got {solver[key]}")
+    if not solver.BASE_LR > 0:
+        raise ValueError(f"SOLVER.BASE_LR must be > 0, got {solver.BASE_LR}")
+    check_milestones(solver.STEPS)
+    if solver.IMS_PER_BATCH % world_size != 0:
+        raise ValueError(f"SOLVER.IMS_PER_BATCH ({solver.IMS_PER_BATCH}) is the global batch size and must be "
+                         f"divisible by the number of processes ({world_size})")

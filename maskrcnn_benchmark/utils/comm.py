@@ -3,6 +3,7 @@
 Without an initialised process group every function behaves as if this were the only process:
 world size 1, rank 0, no-op barriers, gathers that return ``[data]``.
 """
+import contextlib
 import os
 
 import torch
@@ -67,3 +68,68 @@ def reduce_dict(input_dict, average=True):
         if average:
             values /= world_size
         return {name: value for name, value in zip(names, values)}
+
+
+def broadcast_object(data, src=0):
+    """``data`` of process ``src``, on every process (any picklable object)."""
+    if get_world_size() == 1:
+        return data
+    holder = [data if get_rank() == src else None]
+    dist.broadcast_object_list(holder, src=src)
+    return holder[0]
+
+
+def on_main_process(function):
+    """Run ``function()`` on the main process only; every process returns its result, or raises
+    the error it raised (so a check made once, e.g. on a shared folder, stops every process)."""
+    result, error = None, None
+    if is_main_process():
+        try:
+            result = function()
+        except Exception as err:  # re-raised below, on every process
+            error = err
+    result, error = broadcast_object((result, error))
+    if error is not None:
+        raise error
+    return result
+
+
+class CollectiveError(RuntimeError):
+    """A collective operation failed because another process stopped answering or died."""
+
+
+# What gloo / NCCL say when a peer is too slow or gone (their errors are plain RuntimeErrors).
+_TIMEOUT_WORDS = ("timed out", "timeout")
+_LOST_PEER_WORDS = ("connection closed by peer", "connection reset by peer", "broken pipe")
+
+
+def explain_collective_failure(err, timeout_minutes):
+    """A :class:`CollectiveError` that says what ``err`` (raised inside a collective) means, or None
+    when it is not a timeout or a lost peer."""
+    text = str(err).lower()
+    rank = f"process {get_rank()} of {get_world_size()}"
+    if any(word in text for word in _TIMEOUT_WORDS):
+        return CollectiveError(
+            f"{rank}: a collective operation waited {timeout_minutes * 60:.0f} s (DIST_TIMEOUT_MINUTES "
+            f"{timeout_minutes:g}) for the other processes and gave up: one of them is stopped, hung or far slower (look for the one "
+            f"that did not fail with this message); raise DIST_TIMEOUT_MINUTES if it is only slow. ({err})")
+    if any(word in text for word in _LOST_PEER_WORDS):
+        return CollectiveError(
+            f"{rank}: lost the connection to another process during a collective operation: it died or "
+            f"was killed (see its own log / exit status). ({err})")
+    return None
+
+
+@contextlib.contextmanager
+def collective_failures_explained(timeout_minutes):
+    """A RuntimeError from a timed-out collective or a dead peer leaves the block as a
+    :class:`CollectiveError` that says so (in a multi-process run; other errors pass unchanged)."""
+    try:
+        yield
+    except CollectiveError:
+        raise
+    except RuntimeError as err:
+        explained = explain_collective_failure(err, timeout_minutes) if get_world_size() > 1 else None
+        if explained is None:
+            raise
+        raise explained from err

@@ -52,11 +52,46 @@ def strip_prefix_if_present(state_dict, prefix):
     return OrderedDict((key[len(prefix):], value) for key, value in state_dict.items())
 
 
-def load_state_dict(model, loaded_state_dict):
+class IncompatibleWeightsError(ValueError):
+    """Loaded weights do not cover the model as completely as the caller requires."""
+
+
+def _listed(names, limit=5):
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def _shortfall(model, report, match):
+    """What makes ``report`` fall short of ``match`` ("parameters" or "exact"), as sentences."""
+    parameters = {name for name, _ in model.named_parameters()}
+    missing = report["missing"] if match == "exact" else [k for k in report["missing"] if k in parameters]
+    mismatched_keys = {entry.split(":", 1)[0] for entry in report["mismatched"]}
+    missing = [k for k in missing if k not in mismatched_keys]
+    problems = []
+    if report["mismatched"]:
+        problems.append(f"{len(report['mismatched'])} shape(s) differ ({_listed(report['mismatched'], 3)})")
+    if missing:
+        total = len(model.state_dict()) if match == "exact" else len(parameters)
+        what = "entries" if match == "exact" else "parameters"
+        problems.append(f"{len(missing)} of the model's {total} {what} are missing ({_listed(missing)})")
+    if match == "exact" and report["unexpected"]:
+        problems.append(f"{len(report['unexpected'])} entries have no place in the model ({_listed(report['unexpected'])})")
+    return problems
+
+
+def load_state_dict(model, loaded_state_dict, match="partial"):
     """Load ``loaded_state_dict`` into ``model`` as far as names and shapes agree; returns the report
-    of :func:`align_and_update_state_dicts`."""
+    of :func:`align_and_update_state_dicts`.
+
+    ``match="parameters"`` requires every parameter of the model (with its shape), ``"exact"`` the
+    same entries both ways; a shortfall raises :class:`IncompatibleWeightsError` and leaves the model
+    untouched. ``"partial"`` (pretrained backbones) loads whatever fits."""
     model_state_dict = model.state_dict()
     loaded_state_dict = strip_prefix_if_present(loaded_state_dict, prefix="module.")
     report = align_and_update_state_dicts(model_state_dict, loaded_state_dict)
+    if match != "partial":
+        problems = _shortfall(model, report, match)
+        if problems:
+            raise IncompatibleWeightsError("; ".join(problems))
     model.load_state_dict(model_state_dict)
     return report
