@@ -189,7 +189,8 @@ def _periodic_evaluation(cfg, model, data_loader_val, device):
 
     def evaluate():
         result = inference(model, data_loader_val, dataset_name=cfg.DATASETS.TEST[0], iou_types=iou_types,
-                           box_only=box_only, device=device, output_folder=None)
+                           box_only=box_only, device=device, output_folder=None,
+                           coco_evaluator=cfg.TEST.COCO_EVALUATOR)
         synchronize()
         if result is None:
             return {}
