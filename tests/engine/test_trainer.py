@@ -100,7 +100,12 @@ def test_bfloat16_autocast_trains_on_cpu(tmp_path):
     cfg = toy_cfg(tmp_path, max_iter=4, checkpoint_period=0)
     cfg.merge_from_list(["DTYPE", "bfloat16"])
     seed_everything(0)
-    model = train_toy(cfg, ToyDetector()).model
+    toy = ToyDetector()
+    # the convolution runs in bfloat16 only if the trainer really entered autocast
+    feature_dtypes = []
+    toy.features[0].register_forward_hook(lambda module, inputs, output: feature_dtypes.append(output.dtype))
+    model = train_toy(cfg, toy).model
+    assert feature_dtypes and set(feature_dtypes) == {torch.bfloat16}
     assert all(torch.isfinite(p).all() and p.dtype == torch.float32 for p in model.parameters())
     records = [json.loads(line) for line in (tmp_path / "metrics.json").read_text().splitlines()]
     assert all(r["loss"] == r["loss"] for r in records)
