@@ -89,7 +89,7 @@ def overfit_shapes(cfg, model, dataset, iterations, warmup_iters):
     The drop lets the last iterate settle: at a constant lr the AP of the last iterate swung
     between 0.04 and 0.65 (FCOS, 150 iterations) with nothing but float rounding changed."""
     images, targets = images_and_targets(dataset, range(len(dataset)))
-    bias_reports = [apply_optimal_bias(head, targets) for head in optimal_bias_heads(cfg, model)]
+    bias_reports = [apply_optimal_bias(head, targets) for head in optimal_bias_heads(model)]
     base_lr = cfg.SOLVER.BASE_LR
     lr_drop_at = int(0.75 * iterations)
     optimizer = torch.optim.SGD(model.parameters(), lr=base_lr, momentum=0.9, weight_decay=cfg.SOLVER.WEIGHT_DECAY)

@@ -25,8 +25,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import box_iou, sigmoid_focal_loss
 
-import maskrcnn_benchmark.modeling.roi_heads.box_head.loss as roi_box_loss_module
-import maskrcnn_benchmark.modeling.rpn.loss as rpn_loss_module
+import maskrcnn_benchmark.modeling.sample_strategy.cross_entropy as cross_entropy_module
 from maskrcnn_benchmark.modeling.detector import build_detection_model
 from maskrcnn_benchmark.modeling.sampling_free import classification_grad_norms, measure_and_apply_optimal_bias
 from maskrcnn_benchmark.modeling.sampling_free.bias_init import CACHE_FILE
@@ -209,7 +208,8 @@ def test_rpn_sampler_switch_trains_every_valid_anchor(shapes_train, monkeypatch)
     recorded = {}
     for name, model in (("sampled", sampled), ("every", every)):
         recorder = Recorder(F.binary_cross_entropy_with_logits)
-        monkeypatch.setattr(rpn_loss_module, "F", SimpleNamespace(binary_cross_entropy_with_logits=recorder))
+        monkeypatch.setattr(cross_entropy_module, "F", SimpleNamespace(binary_cross_entropy_with_logits=recorder,
+                                                                       cross_entropy=F.cross_entropy))
         recorded[name] = (run(model, images, targets), recorder.calls[0])
 
     (sampled_losses, (_, sampled_labels)), (every_losses, (every_logits, every_labels)) = (
@@ -253,7 +253,8 @@ def test_roi_sampler_switch_trains_every_proposal(shapes_train, monkeypatch):
     results = {}
     for name, model in (("sampled", sampled), ("every", every)):
         recorder = Recorder(F.cross_entropy)
-        monkeypatch.setattr(roi_box_loss_module, "F", SimpleNamespace(cross_entropy=recorder))
+        monkeypatch.setattr(cross_entropy_module, "F", SimpleNamespace(
+            cross_entropy=recorder, binary_cross_entropy_with_logits=F.binary_cross_entropy_with_logits))
         results[name] = run_box_head(model, images, targets) + (recorder.calls[0],)
 
     given, sampled_trained, sampled_losses, _ = results["sampled"]

@@ -36,7 +36,7 @@ def apply_sampling_free_bias(cfg, model, logger):
         from maskrcnn_benchmark.modeling.sampling_free.bias_init import optimal_bias_heads
     except ImportError:
         return
-    if not optimal_bias_heads(cfg, model):
+    if not optimal_bias_heads(model):
         return
     dataset = build_dataset(list(cfg.DATASETS.TRAIN), build_transforms(cfg, True), DatasetCatalog, True)[0]
     measure_and_apply_optimal_bias(cfg, model, dataset, logger=logger)

@@ -4,6 +4,7 @@ from torch import nn
 from maskrcnn_benchmark.modeling.backbone import build_backbone
 from maskrcnn_benchmark.modeling.roi_heads.roi_heads import build_roi_heads
 from maskrcnn_benchmark.modeling.rpn.rpn import build_rpn
+from maskrcnn_benchmark.modeling.sampling_free import check_sampling_free_config
 from maskrcnn_benchmark.structures.image_list import to_image_list
 
 
@@ -13,6 +14,7 @@ class GeneralizedRCNN(nn.Module):
 
     def __init__(self, cfg):
         super(GeneralizedRCNN, self).__init__()
+        check_sampling_free_config(cfg)
         self.backbone = build_backbone(cfg)
         self.rpn = build_rpn(cfg, self.backbone.out_channels)
         self.roi_heads = build_roi_heads(cfg, self.backbone.out_channels)

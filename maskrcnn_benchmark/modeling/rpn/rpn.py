@@ -13,11 +13,8 @@ from maskrcnn_benchmark.modeling.rpn.anchor_generator import (
 )
 from maskrcnn_benchmark.modeling.rpn.inference import make_rpn_postprocessor
 from maskrcnn_benchmark.modeling.rpn.loss import make_rpn_loss_evaluator
-from maskrcnn_benchmark.modeling.sampling_free import (
-    GuidedLossScaler,
-    prior_to_bias,
-    sigmoid_prior_from_counts,
-)
+from maskrcnn_benchmark.modeling.sample_strategy import SIGMOID
+from maskrcnn_benchmark.modeling.sampling_free import SamplingFreeHead, stage_settings
 
 
 class RPNHeadConvRegressor(nn.Module):
@@ -71,7 +68,7 @@ class RPNHead(nn.Module):
         return logits, bbox_reg
 
 
-class RPNModule(torch.nn.Module):
+class RPNModule(SamplingFreeHead):
     """The RPN of Faster/Mask R-CNN (one level, or one per FPN level).
 
     Training returns proposals for the RoI heads plus ``loss_objectness`` and
@@ -79,11 +76,8 @@ class RPNModule(torch.nn.Module):
     (Sampling-Free, guided by the box loss; identity with the default config).
     """
 
-    sampling_free_name = "rpn"
-    sampling_free_stage = "RPN"
-
     def __init__(self, cfg, in_channels):
-        super(RPNModule, self).__init__()
+        super(RPNModule, self).__init__("rpn", stage_settings(cfg, "RPN"), SIGMOID, num_classes=1)
         self.cfg = cfg.clone()
 
         anchor_generator = make_anchor_generator(cfg)
@@ -101,14 +95,8 @@ class RPNModule(torch.nn.Module):
         self.head = head
         self.box_selector_train = make_rpn_postprocessor(cfg, rpn_box_coder, is_train=True)
         self.box_selector_test = make_rpn_postprocessor(cfg, rpn_box_coder, is_train=False)
-        self.loss_evaluator = make_rpn_loss_evaluator(cfg, rpn_box_coder)
-
-        stage_cfg = cfg.MODEL.SAMPLING_FREE.RPN
-        self.loss_scaler = GuidedLossScaler(
-            "rpn",
-            stage_cfg.GUIDED,
-            fixed_scale=stage_cfg.LOSS_SCALE,
-            ratio_warmup_iters=cfg.MODEL.SAMPLING_FREE.RATIO_WARMUP_ITERS,
+        self.loss_evaluator = make_rpn_loss_evaluator(
+            cfg, rpn_box_coder, hard_strategy=self.hard_strategy, soft_strategy=self.soft_strategy
         )
 
     def forward(self, images, features, targets=None):
@@ -138,10 +126,7 @@ class RPNModule(torch.nn.Module):
         loss_objectness, loss_rpn_box_reg = self.loss_evaluator(
             anchors, objectness, rpn_box_regression, targets
         )
-        scaled_objectness, extras = self.loss_scaler(loss_objectness, loss_rpn_box_reg)
-        losses = {"loss_objectness": scaled_objectness, "loss_rpn_box_reg": loss_rpn_box_reg}
-        losses.update(extras)
-        return boxes, losses
+        return boxes, self.scaled_losses("loss_objectness", loss_objectness, "loss_rpn_box_reg", loss_rpn_box_reg)
 
     def _forward_test(self, anchors, objectness, rpn_box_regression):
         boxes = self.box_selector_test(anchors, objectness, rpn_box_regression)
@@ -150,32 +135,17 @@ class RPNModule(torch.nn.Module):
             boxes = [box[box.get_field("objectness").sort(descending=True)[1]] for box in boxes]
         return boxes, {}
 
-    # ---- Sampling-Free optimal bias (paper eq. 18-19) -------------------------------------
-    @torch.no_grad()
-    def count_samples(self, targets, image_sizes):
-        """``[N, N^f]`` as float64: valid anchors (label >= 0: not ignored between thresholds, not
-        straddling) and positive anchors, over images of ``image_sizes`` (``(h, w)``) with
-        ground truth ``targets``; no network forward."""
-        anchors = anchors_for_image_sizes(
-            self.anchor_generator, image_sizes, self.cfg.DATALOADER.SIZE_DIVISIBILITY
+    # ---- Sampling-Free protocol -------------------------------------------------------------
+    def labels_for_counting(self, target, image_size):
+        """Objectness labels of this head's anchors: -1 between the thresholds or straddling."""
+        (anchors,) = anchors_for_image_sizes(
+            self.anchor_generator, [image_size], self.cfg.DATALOADER.SIZE_DIVISIBILITY
         )
-        device = anchors[0].bbox.device if anchors else torch.device("cpu")
-        targets = [t.to(device) for t in targets]
-        labels, _ = self.loss_evaluator.prepare_targets(anchors, targets)
-        num_valid = sum(int((l >= 0).sum()) for l in labels)
-        num_positive = sum(int((l == 1).sum()) for l in labels)
-        return torch.tensor([num_valid, num_positive], dtype=torch.float64)
-
-    @torch.no_grad()
-    def set_bias_from_counts(self, counts):
-        """Set the objectness bias so that sigmoid(bias) = N^f / N."""
-        pi = sigmoid_prior_from_counts(counts)
-        bias = float(prior_to_bias(pi))
-        self.head.cls_logits.bias.fill_(bias)
-        return {"pi": pi, "bias": bias}
+        (labels,), _ = self.loss_evaluator.prepare_targets([anchors], [target.to(anchors.bbox.device)])
+        return labels.to(torch.int64)
 
     def classification_layer(self):
-        """The objectness conv (its gradient norm is a Sampling-Free diagnostic)."""
+        """The objectness conv."""
         return self.head.cls_logits
 
 

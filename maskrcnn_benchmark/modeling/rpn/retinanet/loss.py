@@ -25,7 +25,7 @@ class RetinaNetLossComputation(RPNLossComputation):
     def __init__(self, proposal_matcher, box_coder, generate_labels_func, sigmoid_focal_loss,
                  bbox_reg_beta=0.11, regress_norm=1.0):
         # Every anchor is trained (focal loss or CE), so there is no fg / bg sampler.
-        super().__init__(proposal_matcher, None, box_coder, generate_labels_func, use_sampler=False)
+        super().__init__(proposal_matcher, None, box_coder, generate_labels_func)
         self.copied_fields = ["labels"]
         # Only anchors between the IoU thresholds are ignored; border-crossing anchors are trained.
         self.discard_cases = ["between_thresholds"]
