@@ -112,19 +112,18 @@ def test_classification_loss_matches_independent_formula(group, kind):
     module = build(group, small_cfg(group, CLS_LOSS=kind)).train()
     images, features, targets = batch(BOXES)
     box_cls, box_regression, quality = module.head(features)
-    anchors = module.anchor_generator(images, features)
+    anchors = module.positions_for_features(features)  # per level, shared by the images
     loss_cls, _, _ = module.loss_evaluator(box_cls, box_regression, quality, targets, anchors)
 
     # Rebuild labels through the public assignment, then apply torchvision / torch formulas.
     logits = torch.cat([c.permute(0, 2, 3, 1).reshape(2, -1, NUM_CLASSES - 1) for c in box_cls], 1)
     deltas = torch.cat([r.permute(0, 2, 3, 1).reshape(2, -1, 4) for r in box_regression], 1)
     labels = []
-    for image, (image_anchors, target) in enumerate(zip(anchors, targets)):
-        levels = [a.bbox for a in image_anchors]
+    for image, target in enumerate(targets):
         if group == "ATSS":
-            image_labels, _ = module.loss_evaluator.assign(levels, target)
+            image_labels, _ = module.loss_evaluator.assign(anchors, target)
         else:
-            image_labels, _ = module.loss_evaluator.assign(levels, target, logits[image].detach(), deltas[image].detach())
+            image_labels, _ = module.loss_evaluator.assign(anchors, target, logits[image].detach(), deltas[image].detach())
         labels.append(image_labels)
     labels = torch.cat(labels)
     one_hot = F.one_hot(labels, NUM_CLASSES)[:, 1:].float()
@@ -145,8 +144,7 @@ def test_default_scaler_is_the_baseline_and_guided_adds_log_delta(group):
     plain = build(group, small_cfg(group)).train()
     _, losses = plain(images, features, targets)
     box_cls, box_regression, quality = plain.head(features)
-    anchors = plain.anchor_generator(images, features)
-    raw_cls, raw_reg, _ = plain.loss_evaluator(box_cls, box_regression, quality, targets, anchors)
+    raw_cls, raw_reg, _ = plain.loss_evaluator(box_cls, box_regression, quality, targets, plain.positions_for_features(features))
     assert losses["loss_cls"].item() == pytest.approx(raw_cls.item(), rel=1e-6)
     assert not any(k.endswith("log_delta") for k in losses)
 

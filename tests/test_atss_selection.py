@@ -1,10 +1,9 @@
-"""ATSS adaptive training sample selection and the overlap losses, on hand-built anchors."""
+"""ATSS adaptive training sample selection and its centre-ness targets, on hand-built anchors."""
 import pytest
 import torch
-from torchvision.ops import box_iou, generalized_box_iou
+from torchvision.ops import box_iou
 
-from maskrcnn_benchmark.modeling.rpn.atss.box_overlap import aligned_iou_and_giou, box_overlap_loss
-from maskrcnn_benchmark.modeling.rpn.atss.selection import centerness_targets, select_atss_positives
+from maskrcnn_benchmark.modeling.rpn.atss.selection import anchor_centerness, select_atss_positives
 
 from helpers import square_grid
 
@@ -113,22 +112,4 @@ def test_centerness_targets_by_hand():
     gt = torch.tensor([[0.0, 0.0, 40.0, 20.0], [0.0, 0.0, 40.0, 20.0]])
     # (10,10): l=10 r=30 t=10 b=10 -> sqrt(1/3); (20,10): l=r, t=b -> 1.
     expected = torch.tensor([(1 / 3) ** 0.5, 1.0])
-    assert torch.allclose(centerness_targets(anchors, gt), expected)
-
-
-def test_aligned_iou_and_giou_agree_with_torchvision():
-    generator = torch.Generator().manual_seed(0)
-    a_tl = torch.rand(50, 2, generator=generator) * 50
-    b_tl = torch.rand(50, 2, generator=generator) * 50
-    a = torch.cat([a_tl, a_tl + torch.rand(50, 2, generator=generator) * 40 + 1], 1)
-    b = torch.cat([b_tl, b_tl + torch.rand(50, 2, generator=generator) * 40 + 1], 1)
-    iou, giou = aligned_iou_and_giou(a, b)
-    assert torch.allclose(iou, box_iou(a, b).diagonal(), atol=1e-6)
-    assert torch.allclose(giou, generalized_box_iou(a, b).diagonal(), atol=1e-6)
-    assert torch.allclose(box_overlap_loss(a, b, "giou"), 1 - giou)
-    assert torch.allclose(box_overlap_loss(a, b, "iou"), -torch.log(iou.clamp(min=1e-6)))
-
-
-def test_unknown_overlap_loss_is_named():
-    with pytest.raises(ValueError, match="REG_LOSS_TYPE"):
-        box_overlap_loss(torch.zeros(1, 4), torch.zeros(1, 4), "l1")
+    assert torch.allclose(anchor_centerness(anchors, gt), expected)

@@ -63,7 +63,7 @@ def test_anchor_counts_per_level_and_head_shapes():
     images = ImageList(torch.zeros(1, 3, 128, 160), [(100, 150)])
     anchors = module.anchor_generator(images, features)
     assert [len(a) for a in anchors[0]] == expected
-    assert len(module.anchors_for_image_size((100, 150))) == sum(expected)
+    assert len(torch.cat(module.positions_for_image_size((100, 150)))) == sum(expected)
 
     logits, regression = module.head(features)
     for level, (cls, reg) in enumerate(zip(logits, regression)):
@@ -191,7 +191,7 @@ def test_count_samples_and_optimal_bias_against_torchvision_iou():
     counts = module.count_samples([target_boxlist(box, [1], (64, 64))], [(64, 64)])
     assert counts.dtype == torch.float64
 
-    anchors = module.anchors_for_image_size((64, 64)).bbox
+    anchors = torch.cat(module.positions_for_image_size((64, 64)))
     assert anchors.shape[0] == 774
     iou = box_iou(torch.tensor(box), anchors)[0]
     positive = (iou >= 0.5) | (iou == iou.max())

@@ -40,7 +40,8 @@ def _fpn_body(cfg, conv_body):
 
 
 def _make_fpn_conv(cfg):
-    return conv_with_kaiming_uniform(cfg.MODEL.FPN.USE_GN, cfg.MODEL.FPN.USE_RELU, gn=GroupNormSettings.from_config(cfg))
+    gn = GroupNormSettings.from_config(cfg)
+    return conv_with_kaiming_uniform(cfg.MODEL.FPN.USE_GN, cfg.MODEL.FPN.USE_RELU, gn=gn)
 
 
 def _with_fpn(body, fpn, out_channels):

@@ -209,28 +209,10 @@ def _with_norm(block_class, norm_func):
     """A block class of the maskrcnn-benchmark constructor signature with its normalization fixed."""
 
     class Block(block_class):
-        def __init__(
-            self,
-            in_channels,
-            bottleneck_channels,
-            out_channels,
-            num_groups=1,
-            stride_in_1x1=True,
-            stride=1,
-            dilation=1,
-            dcn_config=None,
-        ):
-            super().__init__(
-                in_channels,
-                bottleneck_channels,
-                out_channels,
-                num_groups,
-                stride_in_1x1,
-                stride,
-                dilation,
-                norm_func,
-                dcn_config,
-            )
+        def __init__(self, in_channels, bottleneck_channels, out_channels, num_groups=1, stride_in_1x1=True,
+                     stride=1, dilation=1, dcn_config=None):
+            super().__init__(in_channels, bottleneck_channels, out_channels, num_groups, stride_in_1x1, stride,
+                             dilation, norm_func, dcn_config)
 
     return Block
 

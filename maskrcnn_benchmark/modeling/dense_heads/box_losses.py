@@ -51,3 +51,8 @@ def box_overlap_loss(pred_boxes, target_boxes, kind, smooth=0.0):
     if kind == "giou":
         return 1.0 - giou
     return -torch.log(iou.clamp(min=1e-6))
+
+
+def zero_loss_through(*tensors):
+    """A zero that still reaches every prediction, so a batch without positives back-propagates."""
+    return sum(t.sum() * 0.0 for t in tensors)

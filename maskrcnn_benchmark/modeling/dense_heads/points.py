@@ -35,3 +35,9 @@ class PointGenerator:
     def __call__(self, features):
         """The points of the maps ``features`` (per level ``N x C x H x W``)."""
         return self.grid_positions([tuple(f.shape[-2:]) for f in features], features[0].device)
+
+
+def boxes_from_points(distances, points):
+    """(l, t, r, b) distances ``[K, 4]`` from points ``[K, 2]`` -> boxes (x1, y1, x2, y2): the decode
+    of point heads."""
+    return torch.cat((points - distances[:, :2], points + distances[:, 2:]), dim=1)

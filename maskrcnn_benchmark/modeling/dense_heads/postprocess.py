@@ -94,7 +94,7 @@ class DensePostProcessor(nn.Module):
             num_classes=head_cfg.NUM_CLASSES,
         )
 
-    def forward_for_single_feature_map(self, positions, box_cls, box_regression, quality, image_sizes):
+    def detections_for_level(self, positions, box_cls, box_regression, quality, image_sizes):
         """One level: ``positions`` ``[P, D]`` shared by the images; ``box_cls`` ``N x A*C x H x W``,
         ``box_regression`` ``N x A*4 x H x W``, ``quality`` ``N x A x H x W`` or None;
         ``image_sizes`` (height, width) per image. Returns one BoxList per image."""
@@ -119,7 +119,7 @@ class DensePostProcessor(nn.Module):
         level. Returns one BoxList per image with its ``scores`` and ``labels``."""
         quality = quality if quality is not None else [None] * len(box_cls)
         per_level = [
-            self.forward_for_single_feature_map(p, c, r, q, image_sizes)
+            self.detections_for_level(p, c, r, q, image_sizes)
             for p, c, r, q in zip(positions, box_cls, box_regression, quality)
         ]
         return self.select_over_all_levels([cat_boxlist(list(levels)) for levels in zip(*per_level)])
