@@ -25,6 +25,7 @@ class ToyConvs(nn.Module):
 
     def __init__(self, in_channels, num_classes, strides, prior_prob):
         super().__init__()
+        self.num_classes = num_classes
         self.strides = tuple(strides)
         self.tower = make_tower(in_channels, 1, use_gn=True, owner="toy head")
         self.cls_logits = nn.Conv2d(in_channels, num_classes, 3, padding=1)
@@ -45,8 +46,8 @@ class ToyConvs(nn.Module):
 class ToyPointsHead(DenseHead):
     def __init__(self, in_channels, num_classes, strides, settings, prior_prob=0.01, postprocess=None,
                  size_divisibility=0):
-        super().__init__("toy", settings, num_classes, PointGenerator(strides), size_divisibility)
-        self.head = ToyConvs(in_channels, num_classes, strides, prior_prob)
+        head = ToyConvs(in_channels, num_classes, strides, prior_prob)
+        super().__init__("toy", settings, head, PointGenerator(strides), size_divisibility)
         self.box_selector_test = DensePostProcessor(boxes_from_points, class_probability, **(postprocess or {}))
 
     @classmethod

@@ -14,8 +14,8 @@ adds what every dense head does the same way:
 Its losses a head computes with ``classification.dense_classification_loss`` (the hard and soft
 strategies it is given) and the kit's box losses.
 
-A subclass supplies ``self.head`` (the convs: ``head(features)`` returns per-level
-``(box_cls, box_regression[, quality])``), ``self.box_selector_test`` (a DensePostProcessor),
+A subclass gives ``head`` (the convs: ``head(features)`` returns per-level ``(box_cls,
+box_regression[, quality])``) to ``__init__`` and supplies ``self.box_selector_test`` (a DensePostProcessor),
 ``assign(positions_per_level, target)`` (labels first), ``losses(predictions, positions, targets)``
 and ``classification_layer()``.
 """
@@ -49,12 +49,13 @@ def dense_head_config(cfg, group):
 
 class DenseHead(SamplingFreeHead):
     """``name``: the Sampling-Free name ("retina", "fcos", ...); ``settings``: the ONE_STAGE
-    StageSettings; ``num_classes``: foreground classes (sigmoid columns); ``position_generator``:
-    where the head's samples sit; ``size_divisibility``: the batching's padding
-    (DATALOADER.SIZE_DIVISIBILITY), so counting sees the feature maps the network sees."""
+    StageSettings; ``head``: the convs (with ``num_classes``, the foreground classes = sigmoid
+    columns); ``position_generator``: where the head's samples sit; ``size_divisibility``: the
+    batching's padding (DATALOADER.SIZE_DIVISIBILITY), so counting sees the maps the network sees."""
 
-    def __init__(self, name, settings, num_classes, position_generator, size_divisibility):
-        super().__init__(name, settings, SIGMOID, num_classes)
+    def __init__(self, name, settings, head, position_generator, size_divisibility):
+        super().__init__(name, settings, SIGMOID, head.num_classes)
+        self.head = head
         self.position_generator = position_generator
         self.size_divisibility = size_divisibility
 

@@ -25,8 +25,7 @@ class DenseAnchorModule(DenseHead):
     quality_loss_key = None
 
     def __init__(self, name, head, anchor_generator, settings, size_divisibility):
-        super().__init__(name, settings, head.num_classes, anchor_generator, size_divisibility)
-        self.head = head
+        super().__init__(name, settings, head, anchor_generator, size_divisibility)
         self.box_coder = BoxCoder(weights=BOX_CODER_WEIGHTS)
 
     @staticmethod

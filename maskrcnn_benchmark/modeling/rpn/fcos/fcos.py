@@ -72,8 +72,7 @@ class FCOSModule(DenseHead):
     @configurable
     def __init__(self, head, settings, center_sampling_radius=0.0, iou_loss_type="iou", postprocess=None,
                  size_divisibility=0):
-        super().__init__("fcos", settings, head.num_classes, PointGenerator(head.strides), size_divisibility)
-        self.head = head
+        super().__init__("fcos", settings, head, PointGenerator(head.strides), size_divisibility)
         self.box_selector_test = fcos_postprocessor(**(postprocess or {}))
         self.loss_evaluator = FCOSLossComputation(
             self.soft_strategy, head.strides, center_sampling_radius, iou_loss_type, head.norm_reg_targets,
@@ -83,12 +82,8 @@ class FCOSModule(DenseHead):
     @classmethod
     def from_config(cls, cfg, in_channels):
         fcos = cfg.MODEL.FCOS
-        return dict(
-            dense_head_config(cfg, fcos),
-            head=FCOSHead(cfg, in_channels),
-            center_sampling_radius=fcos.CENTER_SAMPLING_RADIUS,
-            iou_loss_type=fcos.IOU_LOSS_TYPE,
-        )
+        return dict(dense_head_config(cfg, fcos), head=FCOSHead(cfg, in_channels),
+                    center_sampling_radius=fcos.CENTER_SAMPLING_RADIUS, iou_loss_type=fcos.IOU_LOSS_TYPE)
 
     def assign(self, positions_per_level, target):
         return self.loss_evaluator.assign(positions_per_level, target)

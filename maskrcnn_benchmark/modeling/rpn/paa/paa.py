@@ -38,13 +38,9 @@ class PAAModule(DenseAnchorModule):
     def from_config(cls, cfg, in_channels):
         paa = cfg.MODEL.PAA
         return dict(
-            cls.common_config(cfg, "PAA", in_channels),
-            iou_threshold=paa.IOU_THRESHOLD,
-            topk=paa.TOPK,
-            reg_loss_type=paa.REG_LOSS_TYPE,
-            reg_loss_weight=paa.REG_LOSS_WEIGHT,
-            iou_loss_weight=paa.IOU_LOSS_WEIGHT,
-            use_score_voting=paa.INFERENCE_SCORE_VOTING,
+            cls.common_config(cfg, "PAA", in_channels), iou_threshold=paa.IOU_THRESHOLD, topk=paa.TOPK,
+            reg_loss_type=paa.REG_LOSS_TYPE, reg_loss_weight=paa.REG_LOSS_WEIGHT,
+            iou_loss_weight=paa.IOU_LOSS_WEIGHT, use_score_voting=paa.INFERENCE_SCORE_VOTING,
         )
 
     def labels_for_counting(self, target, image_size):

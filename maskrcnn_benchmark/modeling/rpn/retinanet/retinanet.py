@@ -50,18 +50,13 @@ class RetinaNetModule(DenseHead):
     @configurable
     def __init__(self, head, anchor_generator, settings, fg_iou_threshold=0.5, bg_iou_threshold=0.4,
                  bbox_reg_beta=0.11, bbox_reg_weight=4.0, postprocess=None, size_divisibility=0):
-        super().__init__("retina", settings, head.num_classes, anchor_generator, size_divisibility)
-        self.head = head
+        super().__init__("retina", settings, head, anchor_generator, size_divisibility)
         self.box_coder = BoxCoder(weights=BOX_CODER_WEIGHTS)
         self.box_selector_test = DensePostProcessor(self.box_coder.decode, class_probability, **(postprocess or {}))
+        matcher = Matcher(fg_iou_threshold, bg_iou_threshold, allow_low_quality_matches=True)
         self.loss_evaluator = RetinaNetLossComputation(
-            Matcher(fg_iou_threshold, bg_iou_threshold, allow_low_quality_matches=True),
-            self.box_coder,
-            generate_retinanet_labels,
-            self.soft_strategy,
-            bbox_reg_beta=bbox_reg_beta,
-            regress_norm=bbox_reg_weight,
-            hard_strategy=self.hard_strategy,
+            matcher, self.box_coder, generate_retinanet_labels, self.soft_strategy, bbox_reg_beta=bbox_reg_beta,
+            regress_norm=bbox_reg_weight, hard_strategy=self.hard_strategy,
         )
 
     @classmethod
