@@ -327,36 +327,20 @@ def _block_module_for(trans_func, conv_body, gn):
     return functools.partial(block_class, norm_func=_norm_func(_norm_kind(trans_func), gn))
 
 
-def _make_stage(
-    block_module,
-    in_channels,
-    bottleneck_channels,
-    out_channels,
-    block_count,
-    num_groups,
-    stride_in_1x1,
-    first_stride,
-    dilation=1,
-    dcn_config=None,
-):
+def _make_stage(block_module, spec, in_channels, res2_out_channels, res2_bottleneck_channels, num_groups,
+                stride_in_1x1, first_stride, dilation=1, dcn_config=None):
+    """Stage ``spec.index`` (1 = res2) of ``spec.block_count`` blocks; widths double per stage from
+    res2's. Returns the stage and its output channels."""
+    scale = 2 ** (spec.index - 1)
+    out_channels = res2_out_channels * scale
     blocks = []
     stride = first_stride
-    for _ in range(block_count):
-        blocks.append(
-            block_module(
-                in_channels,
-                bottleneck_channels,
-                out_channels,
-                num_groups,
-                stride_in_1x1,
-                stride,
-                dilation=dilation,
-                dcn_config=dcn_config,
-            )
-        )
+    for _ in range(spec.block_count):
+        blocks.append(block_module(in_channels, res2_bottleneck_channels * scale, out_channels, num_groups,
+                                   stride_in_1x1, stride, dilation=dilation, dcn_config=dcn_config))
         stride = 1
         in_channels = out_channels
-    return nn.Sequential(*blocks)
+    return nn.Sequential(*blocks), out_channels
 
 
 def _dcn_config(stage_with_dcn, with_modulated_dcn, deformable_groups, stage_index):
@@ -407,21 +391,12 @@ class ResNet(nn.Module):
         stride = 4
         for spec in stage_specs:
             name = "layer" + str(spec.index)
-            scale = 2 ** (spec.index - 1)
-            out_channels = res2_out_channels * scale
             dilation = res5_dilation if spec.index == 4 else 1
             first_stride = 2 if spec.index > 1 and dilation == 1 else 1
-            stage = _make_stage(
-                block_module,
-                in_channels,
-                stage2_bottleneck_channels * scale,
-                out_channels,
-                spec.block_count,
-                num_groups,
-                stride_in_1x1,
-                first_stride,
-                dilation=dilation,
-                dcn_config=_dcn_config(stage_with_dcn, with_modulated_dcn, deformable_groups, spec.index),
+            dcn_config = _dcn_config(stage_with_dcn, with_modulated_dcn, deformable_groups, spec.index)
+            stage, out_channels = _make_stage(
+                block_module, spec, in_channels, res2_out_channels, stage2_bottleneck_channels, num_groups,
+                stride_in_1x1, first_stride, dilation, dcn_config,
             )
             self.add_module(name, stage)
             self.stages.append(name)
@@ -522,23 +497,13 @@ class ResNetHead(nn.Module):
         self.stages = []
         for index, spec in enumerate(stages):
             name = "layer" + str(spec.index)
-            scale = 2 ** (spec.index - 1)
-            out_channels = res2_out_channels * scale
             if index == 0 and stride_init is not None:
                 first_stride = stride_init
             else:
                 first_stride = 2 if spec.index > 1 else 1
-            module = _make_stage(
-                block_class,
-                in_channels,
-                stage2_bottleneck_channels * scale,
-                out_channels,
-                spec.block_count,
-                num_groups,
-                stride_in_1x1,
-                first_stride,
-                dilation=dilation,
-                dcn_config=dcn_config,
+            module, out_channels = _make_stage(
+                block_class, spec, in_channels, res2_out_channels, stage2_bottleneck_channels, num_groups,
+                stride_in_1x1, first_stride, dilation, dcn_config,
             )
             self.add_module(name, module)
             self.stages.append(name)
