@@ -202,8 +202,9 @@ def test_rpn_sampler_switch_trains_every_valid_anchor(shapes_train, monkeypatch)
         for per_image, target, size in zip(anchors, targets, image_list.image_sizes)
     ])
     num_images = len(images)
-    per_image = sampled.rpn.cfg.MODEL.RPN.BATCH_SIZE_PER_IMAGE
-    positive_cap = int(per_image * sampled.rpn.cfg.MODEL.RPN.POSITIVE_FRACTION)
+    rpn_cfg = load_cfg("rpn").MODEL.RPN
+    per_image = rpn_cfg.BATCH_SIZE_PER_IMAGE
+    positive_cap = int(per_image * rpn_cfg.POSITIVE_FRACTION)
 
     recorded = {}
     for name, model in (("sampled", sampled), ("every", every)):
@@ -247,7 +248,7 @@ def test_roi_sampler_switch_trains_every_proposal(shapes_train, monkeypatch):
     sampled = build(load_cfg("roi", stage_options("roi", sampler=True)))
     every = build(load_cfg("roi", stage_options("roi", sampler=False)), weights_from=sampled)
     images, targets = images_and_targets(shapes_train, (0, 1))
-    roi_cfg = sampled.rpn.cfg.MODEL.ROI_HEADS
+    roi_cfg = load_cfg("roi").MODEL.ROI_HEADS
     per_image, positive_cap = roi_cfg.BATCH_SIZE_PER_IMAGE, int(roi_cfg.BATCH_SIZE_PER_IMAGE * roi_cfg.POSITIVE_FRACTION)
 
     results = {}

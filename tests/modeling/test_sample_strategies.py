@@ -89,7 +89,7 @@ def test_registered_hard_strategies_build_from_stage_settings():
     dense = StageSettings(stage="ONE_STAGE", hard="biased", soft="focal")
     with pytest.raises(ValueError, match=r"MODEL\.SAMPLING_FREE\.ONE_STAGE\.HARD.*'biased'.*BATCH_SIZE_PER_IMAGE"):
         build_hard_strategy(dense)
-    with pytest.raises(KeyError, match=r"MODEL\.SAMPLING_FREE\.RPN\.HARD: unknown strategy 'ohm'.*'all'.*'biased'"):
+    with pytest.raises(KeyError, match=r"MODEL\.SAMPLING_FREE\.RPN\.HARD: unknown 'ohm'.*'all'.*'biased'"):
         build_hard_strategy(StageSettings(stage="RPN", hard="ohm", soft="ce"))
 
 

@@ -117,16 +117,17 @@ class RPNLossComputation(object):
         return cls_loss, box_loss
 
 
+def make_rpn_matcher(cfg):
+    """The RPN's anchor assignment: IoU >= FG_IOU_THRESHOLD object, < BG_IOU_THRESHOLD background,
+    and every ground-truth box keeps its best anchors."""
+    return Matcher(cfg.MODEL.RPN.FG_IOU_THRESHOLD, cfg.MODEL.RPN.BG_IOU_THRESHOLD, allow_low_quality_matches=True)
+
+
 def make_rpn_loss_evaluator(cfg, box_coder, hard_strategy=None, soft_strategy=None):
     """The RPN loss of ``cfg``; the sample strategies default to those of MODEL.SAMPLING_FREE.RPN."""
     settings = stage_settings(cfg, "RPN")
-    matcher = Matcher(
-        cfg.MODEL.RPN.FG_IOU_THRESHOLD,
-        cfg.MODEL.RPN.BG_IOU_THRESHOLD,
-        allow_low_quality_matches=True,
-    )
     return RPNLossComputation(
-        matcher,
+        make_rpn_matcher(cfg),
         hard_strategy if hard_strategy is not None else build_hard_strategy(settings),
         box_coder,
         generate_rpn_labels,

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.modeling import registry
 from maskrcnn_benchmark.modeling.box_coder import BoxCoder
 from maskrcnn_benchmark.modeling.rpn.anchor_generator import (
@@ -12,21 +13,27 @@ from maskrcnn_benchmark.modeling.rpn.anchor_generator import (
     make_anchor_generator,
 )
 from maskrcnn_benchmark.modeling.rpn.inference import make_rpn_postprocessor
-from maskrcnn_benchmark.modeling.rpn.loss import make_rpn_loss_evaluator
+from maskrcnn_benchmark.modeling.rpn.loss import RPNLossComputation, generate_rpn_labels, make_rpn_matcher
 from maskrcnn_benchmark.modeling.sample_strategy import SIGMOID
 from maskrcnn_benchmark.modeling.sampling_free import SamplingFreeHead, stage_settings
+from maskrcnn_benchmark.modeling.utils import registered
 
 
 class RPNHeadConvRegressor(nn.Module):
     """Objectness and regression as 1x1 convs straight on the input features."""
 
-    def __init__(self, cfg, in_channels, num_anchors):
+    @configurable
+    def __init__(self, in_channels, num_anchors):
         super(RPNHeadConvRegressor, self).__init__()
         self.cls_logits = nn.Conv2d(in_channels, num_anchors, kernel_size=1, stride=1)
         self.bbox_pred = nn.Conv2d(in_channels, num_anchors * 4, kernel_size=1, stride=1)
         for layer in (self.cls_logits, self.bbox_pred):
             nn.init.normal_(layer.weight, std=0.01)
             nn.init.constant_(layer.bias, 0)
+
+    @classmethod
+    def from_config(cls, cfg, in_channels, num_anchors):
+        return {"in_channels": in_channels, "num_anchors": num_anchors}
 
     def forward(self, x):
         return [self.cls_logits(y) for y in x], [self.bbox_pred(y) for y in x]
@@ -35,12 +42,17 @@ class RPNHeadConvRegressor(nn.Module):
 class RPNHeadFeatureSingleConv(nn.Module):
     """A shared 3x3 conv + ReLU that produces the RPN's features (no predictions)."""
 
-    def __init__(self, cfg, in_channels):
+    @configurable
+    def __init__(self, in_channels):
         super(RPNHeadFeatureSingleConv, self).__init__()
         self.conv = nn.Conv2d(in_channels, in_channels, kernel_size=3, stride=1, padding=1)
         nn.init.normal_(self.conv.weight, std=0.01)
         nn.init.constant_(self.conv.bias, 0)
         self.out_channels = in_channels
+
+    @classmethod
+    def from_config(cls, cfg, in_channels):
+        return {"in_channels": in_channels}
 
     def forward(self, x):
         return [F.relu(self.conv(y)) for y in x]
@@ -50,7 +62,8 @@ class RPNHeadFeatureSingleConv(nn.Module):
 class RPNHead(nn.Module):
     """3x3 conv + ReLU shared across levels, then 1x1 objectness (A) and regression (4A) convs."""
 
-    def __init__(self, cfg, in_channels, num_anchors):
+    @configurable
+    def __init__(self, in_channels, num_anchors):
         super(RPNHead, self).__init__()
         self.conv = nn.Conv2d(in_channels, in_channels, kernel_size=3, stride=1, padding=1)
         self.cls_logits = nn.Conv2d(in_channels, num_anchors, kernel_size=1, stride=1)
@@ -58,6 +71,10 @@ class RPNHead(nn.Module):
         for layer in (self.conv, self.cls_logits, self.bbox_pred):
             nn.init.normal_(layer.weight, std=0.01)
             nn.init.constant_(layer.bias, 0)
+
+    @classmethod
+    def from_config(cls, cfg, in_channels, num_anchors):
+        return {"in_channels": in_channels, "num_anchors": num_anchors}
 
     def forward(self, x):
         logits, bbox_reg = [], []
@@ -73,31 +90,46 @@ class RPNModule(SamplingFreeHead):
 
     Training returns proposals for the RoI heads plus ``loss_objectness`` and
     ``loss_rpn_box_reg``; the objectness loss passes through the stage's guided loss scaler
-    (Sampling-Free, guided by the box loss; identity with the default config).
+    (Sampling-Free, guided by the box loss; identity with the default config). Which anchors are
+    trained is the stage's hard sample strategy, the objectness loss its soft one.
+
+    ``head``: features -> (per-level objectness ``N x A x H x W``, regressions ``N x 4A x H x W``);
+    ``proposal_matcher`` / ``box_coder``: the anchors' assignment and regression targets;
+    ``box_selector_train`` / ``box_selector_test``: RPNPostProcessors; ``rpn_only``: the proposals
+    are the detector's output (none are selected in training, they are sorted in inference);
+    ``size_divisibility``: the batch padding, for the anchors counted at initialisation.
     """
 
-    def __init__(self, cfg, in_channels):
-        super(RPNModule, self).__init__("rpn", stage_settings(cfg, "RPN"), SIGMOID, num_classes=1)
-        self.cfg = cfg.clone()
-
-        anchor_generator = make_anchor_generator(cfg)
-        head_name = cfg.MODEL.RPN.RPN_HEAD
-        if head_name not in registry.RPN_HEADS:
-            raise KeyError(
-                "MODEL.RPN.RPN_HEAD: unknown head {!r}; registered: {}".format(
-                    head_name, sorted(registry.RPN_HEADS.keys())
-                )
-            )
-        head = registry.RPN_HEADS[head_name](cfg, in_channels, anchor_generator.num_anchors_per_location()[0])
-
-        rpn_box_coder = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0))
+    @configurable
+    def __init__(self, settings, anchor_generator, head, proposal_matcher, box_coder, box_selector_train,
+                 box_selector_test, rpn_only=False, size_divisibility=0):
+        super(RPNModule, self).__init__("rpn", settings, SIGMOID, num_classes=1)
         self.anchor_generator = anchor_generator
         self.head = head
-        self.box_selector_train = make_rpn_postprocessor(cfg, rpn_box_coder, is_train=True)
-        self.box_selector_test = make_rpn_postprocessor(cfg, rpn_box_coder, is_train=False)
-        self.loss_evaluator = make_rpn_loss_evaluator(
-            cfg, rpn_box_coder, hard_strategy=self.hard_strategy, soft_strategy=self.soft_strategy
+        self.box_selector_train = box_selector_train
+        self.box_selector_test = box_selector_test
+        self.loss_evaluator = RPNLossComputation(
+            proposal_matcher, self.hard_strategy, box_coder, generate_rpn_labels, soft_strategy=self.soft_strategy
         )
+        self.rpn_only = rpn_only
+        self.size_divisibility = size_divisibility
+
+    @classmethod
+    def from_config(cls, cfg, in_channels):
+        anchor_generator = make_anchor_generator(cfg)
+        head_class = registered(registry.RPN_HEADS, cfg.MODEL.RPN.RPN_HEAD, "MODEL.RPN.RPN_HEAD")
+        box_coder = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0))
+        return {
+            "settings": stage_settings(cfg, "RPN"),
+            "anchor_generator": anchor_generator,
+            "head": head_class(cfg, in_channels, anchor_generator.num_anchors_per_location()[0]),
+            "proposal_matcher": make_rpn_matcher(cfg),
+            "box_coder": box_coder,
+            "box_selector_train": make_rpn_postprocessor(cfg, box_coder, is_train=True),
+            "box_selector_test": make_rpn_postprocessor(cfg, box_coder, is_train=False),
+            "rpn_only": cfg.MODEL.RPN_ONLY,
+            "size_divisibility": cfg.DATALOADER.SIZE_DIVISIBILITY,
+        }
 
     def forward(self, images, features, targets=None):
         """``images``: ImageList; ``features``: list of feature maps; ``targets``: per image
@@ -111,7 +143,7 @@ class RPNModule(SamplingFreeHead):
         return self._forward_test(anchors, objectness, rpn_box_regression)
 
     def _forward_train(self, anchors, objectness, rpn_box_regression, targets):
-        if self.cfg.MODEL.RPN_ONLY:
+        if self.rpn_only:
             # Nothing downstream consumes proposals: skip their (costly) selection.
             boxes = anchors
         else:
@@ -130,7 +162,7 @@ class RPNModule(SamplingFreeHead):
 
     def _forward_test(self, anchors, objectness, rpn_box_regression):
         boxes = self.box_selector_test(anchors, objectness, rpn_box_regression)
-        if self.cfg.MODEL.RPN_ONLY:
+        if self.rpn_only:
             # Proposals are the final output: order them by decreasing objectness.
             boxes = [box[box.get_field("objectness").sort(descending=True)[1]] for box in boxes]
         return boxes, {}
@@ -138,9 +170,7 @@ class RPNModule(SamplingFreeHead):
     # ---- Sampling-Free protocol -------------------------------------------------------------
     def labels_for_counting(self, target, image_size):
         """Objectness labels of this head's anchors: -1 between the thresholds or straddling."""
-        (anchors,) = anchors_for_image_sizes(
-            self.anchor_generator, [image_size], self.cfg.DATALOADER.SIZE_DIVISIBILITY
-        )
+        (anchors,) = anchors_for_image_sizes(self.anchor_generator, [image_size], self.size_divisibility)
         (labels,), _ = self.loss_evaluator.prepare_targets([anchors], [target.to(anchors.bbox.device)])
         return labels.to(torch.int64)
 

@@ -18,6 +18,7 @@ from typing import Callable, List, Optional
 import torch
 from torch import nn
 
+from maskrcnn_benchmark.modeling.utils import registered
 from maskrcnn_benchmark.utils.registry import Registry
 
 HARD_STRATEGIES = Registry()
@@ -106,9 +107,7 @@ class SoftStrategy(nn.Module):
 
 
 def _lookup(registry, base, name, key):
-    if name not in registry:
-        raise KeyError(f"{key}: unknown strategy {name!r}; registered: {sorted(registry)}")
-    strategy = registry[name]
+    strategy = registered(registry, name, key)
     if not (isinstance(strategy, type) and issubclass(strategy, base)):
         raise TypeError(f"{key}: {name!r} is registered as {strategy!r}, not a {base.__name__} subclass")
     return strategy

@@ -165,19 +165,19 @@ class FastRCNNLossComputation(object):
         return classification_loss, box_loss
 
 
+def make_roi_matcher(cfg):
+    """The proposals' assignment: IoU >= FG_IOU_THRESHOLD foreground, < BG_IOU_THRESHOLD background."""
+    return Matcher(cfg.MODEL.ROI_HEADS.FG_IOU_THRESHOLD, cfg.MODEL.ROI_HEADS.BG_IOU_THRESHOLD,
+                   allow_low_quality_matches=False)
+
+
 def make_roi_box_loss_evaluator(cfg, hard_strategy=None, soft_strategy=None):
     """The box-head loss of ``cfg``; the sample strategies default to those of MODEL.SAMPLING_FREE.ROI."""
     settings = stage_settings(cfg, "ROI")
-    matcher = Matcher(
-        cfg.MODEL.ROI_HEADS.FG_IOU_THRESHOLD,
-        cfg.MODEL.ROI_HEADS.BG_IOU_THRESHOLD,
-        allow_low_quality_matches=False,
-    )
-    box_coder = BoxCoder(weights=cfg.MODEL.ROI_HEADS.BBOX_REG_WEIGHTS)
     return FastRCNNLossComputation(
-        matcher,
+        make_roi_matcher(cfg),
         hard_strategy if hard_strategy is not None else build_hard_strategy(settings),
-        box_coder,
+        BoxCoder(weights=cfg.MODEL.ROI_HEADS.BBOX_REG_WEIGHTS),
         cls_agnostic_bbox_reg=cfg.MODEL.CLS_AGNOSTIC_BBOX_REG,
         soft_strategy=soft_strategy if soft_strategy is not None else build_soft_strategy(settings, SOFTMAX),
     )
