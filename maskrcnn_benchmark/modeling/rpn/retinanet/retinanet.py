@@ -8,7 +8,7 @@ from torch import nn
 
 from maskrcnn_benchmark.modeling import registry
 from maskrcnn_benchmark.modeling.box_coder import BoxCoder
-from maskrcnn_benchmark.modeling.configurable import configurable
+from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.modeling.dense_heads.head import DenseHead, conv_head_config, dense_head_config
 from maskrcnn_benchmark.modeling.dense_heads.postprocess import DensePostProcessor, class_probability
 from maskrcnn_benchmark.modeling.dense_heads.tower import init_dense_head_, make_tower
@@ -46,6 +46,7 @@ class RetinaNetHead(nn.Module):
 @registry.DENSE_HEADS.register("RetinaNet")
 class RetinaNetModule(DenseHead):
     """Head, anchors, IoU assignment, focal / CE + smooth-L1 losses, post-processing."""
+    config_group = "RETINANET"
 
     @configurable
     def __init__(self, head, anchor_generator, settings, fg_iou_threshold=0.5, bg_iou_threshold=0.4,
