@@ -67,7 +67,7 @@ def test_dense_head_named_directly_and_the_errors_name_the_keys():
         dense_head_name(with_flags(PAA_ON=True, DENSE_HEAD="FCOS"))
     with pytest.raises(ValueError, match="MODEL.META_ARCHITECTURE='DenseDetector' needs a dense head"):
         meta_architecture_name(with_flags(META_ARCHITECTURE="DenseDetector"))
-    with pytest.raises(KeyError, match="MODEL.DENSE_HEAD.*CUSTOM_IMPORTS.*unknown 'Nope'; registered: .*'ATSS', 'FCOS'"):
+    with pytest.raises(KeyError, match="MODEL.DENSE_HEAD.*CUSTOM_IMPORTS.*unknown 'Nope'; registered: .*'FCOS'"):
         build_dense_head(with_flags(META_ARCHITECTURE="DenseDetector", DENSE_HEAD="Nope"), 64)
     with pytest.raises(KeyError, match="MODEL.META_ARCHITECTURE: unknown 'Nope'"):
         build_detection_model(with_flags(META_ARCHITECTURE="Nope"))

@@ -70,7 +70,8 @@ class ATSSModule(DenseAnchorModule):
         atss = cfg.MODEL.ATSS
         for key, implemented in (("POSITIVE_TYPE", "ATSS"), ("REGRESSION_TYPE", "BOX")):
             if atss[key] != implemented:
-                raise ValueError(f"MODEL.ATSS.{key}={atss[key]!r} is not supported; only {implemented!r} is implemented")
+                raise ValueError(f"MODEL.ATSS.{key}={atss[key]!r} is not supported; only {implemented!r} is "
+                                 "implemented")
         return dict(cls.common_config(cfg, in_channels), topk=atss.TOPK, reg_loss_weight=atss.REG_LOSS_WEIGHT)
 
     def assign(self, positions_per_level, target):
