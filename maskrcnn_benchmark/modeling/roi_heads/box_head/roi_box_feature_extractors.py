@@ -10,7 +10,7 @@ from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.layers.lean_linear import lean_linear
 from maskrcnn_benchmark.modeling import registry
 from maskrcnn_benchmark.modeling.backbone.resnet import ResNetHead, StageSpec
-from maskrcnn_benchmark.modeling.make_layers import group_norm, make_fc
+from maskrcnn_benchmark.modeling.make_layers import GroupNormSettings, group_norm, make_fc
 from maskrcnn_benchmark.modeling.poolers import make_pooler
 from maskrcnn_benchmark.modeling.utils import registered
 
@@ -46,6 +46,7 @@ class ResNet50Conv5ROIFeatureExtractor(nn.Module):
                 stride_init=None,
                 res2_out_channels=resnets.RES2_OUT_CHANNELS,
                 dilation=resnets.RES5_DILATION,
+                gn=GroupNormSettings.from_config(cfg),
             ),
         }
 
