@@ -243,7 +243,7 @@ def test_roi_count_samples_uses_anchor_proxy_and_sets_softmax_bias(monkeypatch):
         "MODEL.RPN.ASPECT_RATIOS", (1.0,), "DATALOADER.SIZE_DIVISIBILITY", 0,
     )
     head = build_roi_box_head(cfg, 16)
-    assert head.sampling_free_name == "roi" and head.sampling_free_stage == "ROI"
+    assert head.sampling_free_name == "roi" and head.sampling_free_settings.stage == "ROI"
     # 36 visible anchors (see test_rpn); at IoU >= 0.5 only the one equal to the box is
     # foreground, plus the ground-truth box itself: 35 background, 2 of class 3.
     target = boxlist([[8, 8, 40, 40]], (128, 128), [3])

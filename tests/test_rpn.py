@@ -289,7 +289,7 @@ def test_rpn_count_samples_and_optimal_bias_on_a_hand_built_case(monkeypatch):
         "MODEL.RPN.ASPECT_RATIOS": (1.0,), "DATALOADER.SIZE_DIVISIBILITY": 0,
     })
     module = build_rpn(cfg, 16)
-    assert module.sampling_free_name == "rpn" and module.sampling_free_stage == "RPN"
+    assert module.sampling_free_name == "rpn" and module.sampling_free_settings.stage == "RPN"
     # The box equals anchor (1, 1): positive. Anchors (1, 2) and (2, 1) have IoU 1/3 (ignored),
     # every other visible anchor IoU < 0.3 (negative): N = 36 - 2, N^f = 1.
     target = boxlist([[8, 8, 40, 40]], (128, 128), [1])

@@ -13,12 +13,15 @@ from torch import nn
 from maskrcnn_benchmark.config import cfg as default_cfg
 from maskrcnn_benchmark.modeling.sampling_free import (
     GuidedLossScaler,
+    SamplingFreeHead,
     build_guided_loss_scaler,
     measure_and_apply_optimal_bias,
     prior_to_bias,
     sigmoid_prior_from_counts,
     softmax_bias_from_counts,
+    stage_settings,
 )
+from maskrcnn_benchmark.structures.bounding_box import BoxList
 from maskrcnn_benchmark.modeling.sampling_free.bias_init import count_over_dataset, sample_indices
 
 
@@ -134,35 +137,30 @@ def test_softmax_bias_reproduces_class_frequencies():
     assert torch.allclose(probs, expected.double())
 
 
-class _CountingHead(nn.Module):
-    """A sigmoid head whose sample counts are known: every box area unit is a sample, boxes are fg."""
+class _CountingHead(SamplingFreeHead):
+    """A sigmoid head whose sample counts are known: every pixel is a sample, one per box is fg."""
 
-    sampling_free_name = "toy"
-    sampling_free_stage = "ONE_STAGE"
-
-    def __init__(self):
-        super().__init__()
+    def __init__(self, settings):
+        super().__init__("toy", settings, "sigmoid", num_classes=3)
         self.cls_logits = nn.Conv2d(4, 3, 1)
         self.calls = 0
 
-    def count_samples(self, targets, image_sizes):
+    def labels_for_counting(self, target, image_size):
         self.calls += 1
-        (height, width), = image_sizes
-        return torch.tensor([height * width * 3.0, float(len(targets[0]))], dtype=torch.float64)
+        height, width = image_size
+        labels = torch.zeros(height * width, dtype=torch.int64)
+        labels[: len(target)] = 1
+        return labels
 
-    def set_bias_from_counts(self, counts):
-        pi = sigmoid_prior_from_counts(counts)
-        nn.init.constant_(self.cls_logits.bias, prior_to_bias(pi))
-        return {"pi": pi, "bias": prior_to_bias(pi)}
+    def classification_layer(self):
+        return self.cls_logits
 
 
-class _Target:
-    def __init__(self, size, num_boxes):
-        self.size = size
-        self.num_boxes = num_boxes
-
-    def __len__(self):
-        return self.num_boxes
+def _target(size, num_boxes, offset=0.0):
+    boxes = torch.tensor([[offset + i, 0.0, offset + i + 1.0, 1.0] for i in range(num_boxes)]).reshape(-1, 4)
+    target = BoxList(boxes, size)
+    target.add_field("labels", torch.ones(num_boxes, dtype=torch.int64))
+    return target
 
 
 class _ToyDataset:
@@ -173,17 +171,29 @@ class _ToyDataset:
         return len(self.items)
 
     def __getitem__(self, idx):
-        (width, height), boxes = self.items[idx]
-        return None, _Target((width, height), boxes), idx
+        (width, height), boxes = self.items[idx][:2]
+        offset = self.items[idx][2] if len(self.items[idx]) > 2 else 0.0
+        return None, _target((width, height), boxes, offset), idx
 
 
-def _toy_setup(tmp_path, sample_images=3):
+TOY_ITEMS = [((10, 20), 2), ((30, 10), 1), ((5, 5), 4), ((7, 8), 3)]
+
+
+def _toy_cfg(tmp_path, sample_images=3, bias_init="optimal"):
     cfg = default_cfg.clone()
     cfg.OUTPUT_DIR = str(tmp_path)
-    cfg.MODEL.SAMPLING_FREE.ONE_STAGE.BIAS_INIT = "optimal"
+    cfg.MODEL.SAMPLING_FREE.ONE_STAGE.BIAS_INIT = bias_init
     cfg.MODEL.SAMPLING_FREE.SAMPLE_IMAGES = sample_images
-    dataset = _ToyDataset([((10, 20), 2), ((30, 10), 1), ((5, 5), 4), ((7, 8), 3)])
-    return cfg, nn.Sequential(_CountingHead()), dataset
+    return cfg
+
+
+def _toy_model(cfg):
+    return nn.Sequential(_CountingHead(stage_settings(cfg, "ONE_STAGE")))
+
+
+def _toy_setup(tmp_path, sample_images=3, bias_init="optimal"):
+    cfg = _toy_cfg(tmp_path, sample_images, bias_init)
+    return cfg, _toy_model(cfg), _ToyDataset(list(TOY_ITEMS))
 
 
 def test_measure_apply_and_cache_optimal_bias(tmp_path):
@@ -202,15 +212,14 @@ def test_measure_apply_and_cache_optimal_bias(tmp_path):
     with open(tmp_path / "sampling_free_counts.json") as handle:
         assert list(json.load(handle).values())[0]["toy"] == pytest.approx([n, n_fg])
     # a second start reads the cache instead of counting again
-    fresh = nn.Sequential(_CountingHead())
+    fresh = _toy_model(cfg)
     measure_and_apply_optimal_bias(cfg, fresh, dataset)
     assert fresh[0].calls == 0
     assert torch.allclose(fresh[0].cls_logits.bias, head.cls_logits.bias)
 
 
 def test_default_bias_init_leaves_heads_alone(tmp_path):
-    cfg, model, dataset = _toy_setup(tmp_path)
-    cfg.MODEL.SAMPLING_FREE.ONE_STAGE.BIAS_INIT = "default"
+    cfg, model, dataset = _toy_setup(tmp_path, bias_init="default")
     assert measure_and_apply_optimal_bias(cfg, model, dataset) == {}
     assert model[0].calls == 0
 
@@ -224,7 +233,7 @@ def _free_port():
 def _count_in_group(rank, world_size, port, result_file):
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
     dataset = _ToyDataset([((10, 20), 2), ((30, 10), 1), ((5, 5), 4), ((7, 8), 3), ((9, 9), 1)])
-    totals = count_over_dataset([_CountingHead()], dataset, list(range(5)), rank, world_size)
+    totals = count_over_dataset([_toy_model(default_cfg)[0]], dataset, list(range(5)), rank, world_size)
     if rank == 0:
         torch.save(totals[0], result_file)
     dist.destroy_process_group()
@@ -234,5 +243,5 @@ def test_counts_are_all_reduced_across_ranks(tmp_path):
     result_file = str(tmp_path / "counts.pt")
     mp.spawn(_count_in_group, args=(2, _free_port(), result_file), nprocs=2, join=True)
     dataset = _ToyDataset([((10, 20), 2), ((30, 10), 1), ((5, 5), 4), ((7, 8), 3), ((9, 9), 1)])
-    single = count_over_dataset([_CountingHead()], dataset, list(range(5)))[0]
+    single = count_over_dataset([_toy_model(default_cfg)[0]], dataset, list(range(5)))[0]
     assert torch.equal(torch.load(result_file, weights_only=True), single)

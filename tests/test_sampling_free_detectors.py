@@ -25,8 +25,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import box_iou, sigmoid_focal_loss
 
-import maskrcnn_benchmark.modeling.roi_heads.box_head.loss as roi_box_loss_module
-import maskrcnn_benchmark.modeling.rpn.loss as rpn_loss_module
+import maskrcnn_benchmark.modeling.sample_strategy.cross_entropy as cross_entropy_module
 from maskrcnn_benchmark.modeling.detector import build_detection_model
 from maskrcnn_benchmark.modeling.sampling_free import classification_grad_norms, measure_and_apply_optimal_bias
 from maskrcnn_benchmark.modeling.sampling_free.bias_init import CACHE_FILE
@@ -135,8 +134,8 @@ def test_cls_loss_switch_changes_only_the_classification_loss(detector, shapes_t
     if detector == "paa":
         # PAA scores its candidate anchors with the configured classification loss, so the switch
         # also moves PAA's assignment; pin the scoring to focal to compare the rest like for like.
-        assert ce.rpn.loss_evaluator.cls_loss_kind == "ce"
-        ce.rpn.loss_evaluator.cls_loss_kind = "focal"
+        assert ce.rpn.loss_evaluator.candidate_loss is ce.rpn.soft_strategy
+        ce.rpn.loss_evaluator.candidate_loss = focal.rpn.soft_strategy
     focal_inputs, ce_inputs = record_one_stage_cls_loss(focal), record_one_stage_cls_loss(ce)
     images, targets = images_and_targets(shapes_train, (0, 1))
     focal_losses, ce_losses = run(focal, images, targets), run(ce, images, targets)
@@ -203,13 +202,15 @@ def test_rpn_sampler_switch_trains_every_valid_anchor(shapes_train, monkeypatch)
         for per_image, target, size in zip(anchors, targets, image_list.image_sizes)
     ])
     num_images = len(images)
-    per_image = sampled.rpn.cfg.MODEL.RPN.BATCH_SIZE_PER_IMAGE
-    positive_cap = int(per_image * sampled.rpn.cfg.MODEL.RPN.POSITIVE_FRACTION)
+    rpn_cfg = load_cfg("rpn").MODEL.RPN
+    per_image = rpn_cfg.BATCH_SIZE_PER_IMAGE
+    positive_cap = int(per_image * rpn_cfg.POSITIVE_FRACTION)
 
     recorded = {}
     for name, model in (("sampled", sampled), ("every", every)):
         recorder = Recorder(F.binary_cross_entropy_with_logits)
-        monkeypatch.setattr(rpn_loss_module, "F", SimpleNamespace(binary_cross_entropy_with_logits=recorder))
+        monkeypatch.setattr(cross_entropy_module, "F", SimpleNamespace(binary_cross_entropy_with_logits=recorder,
+                                                                       cross_entropy=F.cross_entropy))
         recorded[name] = (run(model, images, targets), recorder.calls[0])
 
     (sampled_losses, (_, sampled_labels)), (every_losses, (every_logits, every_labels)) = (
@@ -247,13 +248,14 @@ def test_roi_sampler_switch_trains_every_proposal(shapes_train, monkeypatch):
     sampled = build(load_cfg("roi", stage_options("roi", sampler=True)))
     every = build(load_cfg("roi", stage_options("roi", sampler=False)), weights_from=sampled)
     images, targets = images_and_targets(shapes_train, (0, 1))
-    roi_cfg = sampled.rpn.cfg.MODEL.ROI_HEADS
+    roi_cfg = load_cfg("roi").MODEL.ROI_HEADS
     per_image, positive_cap = roi_cfg.BATCH_SIZE_PER_IMAGE, int(roi_cfg.BATCH_SIZE_PER_IMAGE * roi_cfg.POSITIVE_FRACTION)
 
     results = {}
     for name, model in (("sampled", sampled), ("every", every)):
         recorder = Recorder(F.cross_entropy)
-        monkeypatch.setattr(roi_box_loss_module, "F", SimpleNamespace(cross_entropy=recorder))
+        monkeypatch.setattr(cross_entropy_module, "F", SimpleNamespace(
+            cross_entropy=recorder, binary_cross_entropy_with_logits=F.binary_cross_entropy_with_logits))
         results[name] = run_box_head(model, images, targets) + (recorder.calls[0],)
 
     given, sampled_trained, sampled_losses, _ = results["sampled"]
@@ -330,14 +332,14 @@ def test_optimal_bias_counts_match_torchvision_iou_for_retinanet(shapes_train):
     """RetinaNet's N (valid anchors x classes: IoU >= 0.5, < 0.4 or best of a box; border-crossing
     anchors kept) and N^f (positive anchors), recounted with torchvision's IoU."""
     model = build(load_cfg("retinanet"))
-    retina_cfg = model.rpn.cfg.MODEL.RETINANET
+    retina_cfg = load_cfg("retinanet").MODEL.RETINANET
     counts = torch.zeros(2, dtype=torch.float64)
     expected = [0, 0]
     for idx in (0, 1, 2):
         _, target, _ = shapes_train[idx]
         size = (target.size[1], target.size[0])
         counts += model.rpn.count_samples([target], [size])
-        reference = reference_rpn_labels(model.rpn.anchors_for_image_size(size).bbox, target, size,
+        reference = reference_rpn_labels(torch.cat(model.rpn.positions_for_image_size(size)), target, size,
                                          retina_cfg.FG_IOU_THRESHOLD, retina_cfg.BG_IOU_THRESHOLD,
                                          drop_straddling=False)
         expected[0] += int((reference >= 0).sum()) * NUM_FOREGROUND_CLASSES

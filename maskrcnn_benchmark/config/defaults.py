@@ -309,10 +309,17 @@ _C.MODEL.FCOS.USE_DCN_IN_TOWER = False
 # ---------------------------------------------------------------------------
 # Keys this project adds
 # ---------------------------------------------------------------------------
-# One-stage detectors built through GeneralizedRCNN in place of the RPN
+# Dense (one-stage) detectors: like maskrcnn-benchmark's RETINANET_ON, each switch selects the
+# DenseDetector meta-architecture with that head (modeling/architecture.py)
 _C.MODEL.FCOS_ON = False
 _C.MODEL.ATSS_ON = False
 _C.MODEL.PAA_ON = False
+# Or name a head of registry.DENSE_HEADS directly (with META_ARCHITECTURE "DenseDetector")
+_C.MODEL.DENSE_HEAD = ""
+
+# Python modules imported before the model is built, so that a yaml can name what they register
+# (a dense head, a sample strategy, ...), e.g. ("my_project.heads",)
+_C.CUSTOM_IMPORTS = ()
 
 # Sampling-Free (the paper's Sec. IV). The defaults reproduce the heuristic-sampling baselines;
 # configs under configs/sampling_free/ switch each part on, one stage at a time.
@@ -322,8 +329,15 @@ _C.MODEL.SAMPLING_FREE.SAMPLE_IMAGES = 500
 # Iterations over which the "ratio_frozen" variant averages L_loc / L_cls before freezing it
 _C.MODEL.SAMPLING_FREE.RATIO_WARMUP_ITERS = 100
 
+# Per stage, the sample strategy: HARD picks the samples trained (registry HARD_STRATEGIES of
+# modeling/sample_strategy: "biased", "all", ...), SOFT is the classification loss (SOFT_STRATEGIES:
+# "ce", "focal", ...). "" derives them from the older keys: RPN / ROI SAMPLER True -> "biased",
+# False -> "all", SOFT "ce"; ONE_STAGE HARD "all", SOFT = CLS_LOSS.
+
 # RetinaNet, FCOS, ATSS and PAA heads
 _C.MODEL.SAMPLING_FREE.ONE_STAGE = CN()
+_C.MODEL.SAMPLING_FREE.ONE_STAGE.HARD = ""
+_C.MODEL.SAMPLING_FREE.ONE_STAGE.SOFT = ""
 # "focal" (baseline) or "ce" (per-class sigmoid cross-entropy over every valid sample)
 _C.MODEL.SAMPLING_FREE.ONE_STAGE.CLS_LOSS = "focal"
 # "default" (the head's PRIOR_PROB) or "optimal" (pi measured from data, eq. 19)
@@ -336,6 +350,8 @@ _C.MODEL.SAMPLING_FREE.ONE_STAGE.LOSS_SCALE = 1.0
 # Region proposal network: SAMPLER False trains every valid anchor
 _C.MODEL.SAMPLING_FREE.RPN = CN()
 _C.MODEL.SAMPLING_FREE.RPN.SAMPLER = True
+_C.MODEL.SAMPLING_FREE.RPN.HARD = ""
+_C.MODEL.SAMPLING_FREE.RPN.SOFT = ""
 _C.MODEL.SAMPLING_FREE.RPN.BIAS_INIT = "default"
 _C.MODEL.SAMPLING_FREE.RPN.GUIDED = "none"
 _C.MODEL.SAMPLING_FREE.RPN.LOSS_SCALE = 1.0
@@ -343,6 +359,8 @@ _C.MODEL.SAMPLING_FREE.RPN.LOSS_SCALE = 1.0
 # RoI box head: SAMPLER False trains every valid proposal (plus the ground truth)
 _C.MODEL.SAMPLING_FREE.ROI = CN()
 _C.MODEL.SAMPLING_FREE.ROI.SAMPLER = True
+_C.MODEL.SAMPLING_FREE.ROI.HARD = ""
+_C.MODEL.SAMPLING_FREE.ROI.SOFT = ""
 _C.MODEL.SAMPLING_FREE.ROI.BIAS_INIT = "default"
 _C.MODEL.SAMPLING_FREE.ROI.GUIDED = "none"
 _C.MODEL.SAMPLING_FREE.ROI.LOSS_SCALE = 1.0

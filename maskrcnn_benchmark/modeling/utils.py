@@ -9,3 +9,10 @@ def cat(tensors, dim=0):
     if len(tensors) == 1:
         return tensors[0]
     return torch.cat(tensors, dim)
+
+
+def registered(registry, name, key):
+    """``registry[name]``, or a KeyError naming the config ``key``, the value and what is registered."""
+    if name not in registry:
+        raise KeyError(f"{key}: unknown {name!r}; registered: {sorted(map(str, registry))}")
+    return registry[name]

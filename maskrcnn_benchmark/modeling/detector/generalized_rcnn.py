@@ -1,9 +1,11 @@
 """Backbone -> RPN (or a one-stage head) -> RoI heads."""
 from torch import nn
 
+from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.modeling.backbone import build_backbone
 from maskrcnn_benchmark.modeling.roi_heads.roi_heads import build_roi_heads
 from maskrcnn_benchmark.modeling.rpn.rpn import build_rpn
+from maskrcnn_benchmark.modeling.sampling_free import check_sampling_free_config
 from maskrcnn_benchmark.structures.image_list import to_image_list
 
 
@@ -11,11 +13,24 @@ class GeneralizedRCNN(nn.Module):
     """The detector. ``forward(images, targets=None)``: in training, a dict of losses (and
     detached ``sf_*`` diagnostics); in evaluation, one BoxList of detections per image."""
 
-    def __init__(self, cfg):
+    @configurable
+    def __init__(self, backbone, rpn, roi_heads=None):
         super(GeneralizedRCNN, self).__init__()
-        self.backbone = build_backbone(cfg)
-        self.rpn = build_rpn(cfg, self.backbone.out_channels)
-        self.roi_heads = build_roi_heads(cfg, self.backbone.out_channels)
+        self.backbone = backbone
+        self.rpn = rpn
+        # [] (maskrcnn-benchmark's value for "none") or None: the first stage's boxes are the output.
+        self.roi_heads = roi_heads if roi_heads is not None else []
+
+    @classmethod
+    def from_config(cls, cfg):
+        # Every Sampling-Free key of every stage is checked before anything is built.
+        check_sampling_free_config(cfg)
+        backbone = build_backbone(cfg)
+        return {
+            "backbone": backbone,
+            "rpn": build_rpn(cfg, backbone.out_channels),
+            "roi_heads": build_roi_heads(cfg, backbone.out_channels),
+        }
 
     def forward(self, images, targets=None):
         """``images``: an ImageList, a batched tensor or a list of ``C x H x W`` tensors;

@@ -10,10 +10,11 @@ from maskrcnn_benchmark.structures.boxlist_ops import boxlist_nms, cat_boxlist, 
 class RPNPostProcessor(torch.nn.Module):
     """Selects proposals from the anchors' objectness and regressions.
 
-    Per level: the ``pre_nms_top_n`` most object-like anchors are decoded, clipped, filtered by
-    ``min_size`` and reduced by NMS to ``post_nms_top_n``. With several levels the survivors of all
-    levels compete for ``fpn_post_nms_top_n`` places, over the whole batch when
-    ``fpn_post_nms_per_batch`` (maskrcnn-benchmark's training behaviour) or per image otherwise.
+    Per level: the ``pre_nms_top_n`` most object-like anchors are decoded, clipped, filtered
+    (no area left, or a side below ``min_size``) and reduced by NMS to ``post_nms_top_n``. With
+    several levels the survivors of all levels compete for ``fpn_post_nms_top_n`` places, over the
+    whole batch when ``fpn_post_nms_per_batch`` (maskrcnn-benchmark's training behaviour) or per
+    image otherwise.
     In training the ground-truth boxes are appended to the proposals.
     """
 
@@ -67,7 +68,8 @@ class RPNPostProcessor(torch.nn.Module):
         for boxes, scores, anchors_per_image in zip(proposals, objectness, anchors):
             boxlist = BoxList(boxes, anchors_per_image.size, mode="xyxy")
             boxlist.add_field("objectness", scores)
-            boxlist = boxlist.clip_to_image(remove_empty=False)
+            # Boxes clipped to nothing go: identical empty boxes have IoU 0 / 0 and survive NMS.
+            boxlist = boxlist.clip_to_image(remove_empty=True)
             boxlist = remove_small_boxes(boxlist, self.min_size)
             boxlist = boxlist_nms(
                 boxlist, self.nms_thresh, max_proposals=self.post_nms_top_n, score_field="objectness"

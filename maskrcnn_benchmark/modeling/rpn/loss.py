@@ -1,13 +1,18 @@
-"""RPN training targets and losses: objectness (sigmoid BCE) and anchor box regression."""
+"""RPN training targets and losses: objectness (sigmoid BCE by default) and anchor box regression."""
 import torch
-from torch.nn import functional as F
 
 from maskrcnn_benchmark.layers import smooth_l1_loss
-from maskrcnn_benchmark.modeling.balanced_positive_negative_sampler import (
-    BalancedPositiveNegativeSampler,
-)
 from maskrcnn_benchmark.modeling.matcher import Matcher
 from maskrcnn_benchmark.modeling.rpn.utils import concat_box_prediction_layers
+from maskrcnn_benchmark.modeling.sample_strategy import (
+    SIGMOID,
+    Candidates,
+    CrossEntropy,
+    as_hard_strategy,
+    build_hard_strategy,
+    build_soft_strategy,
+)
+from maskrcnn_benchmark.modeling.sampling_free.settings import stage_settings
 from maskrcnn_benchmark.structures.bounding_box import BoxList
 from maskrcnn_benchmark.structures.boxlist_ops import boxlist_iou, cat_boxlist
 
@@ -18,21 +23,23 @@ IGNORE = -1
 def matched_ground_truth(matcher, anchor, target, copied_fields=()):
     """Match ``anchor`` boxes to ``target`` boxes; returns the matched targets (one row per
     anchor, row 0's values where unmatched) with a "matched_idxs" field holding the matcher's
-    output (ground-truth index, or -1 / -2)."""
+    output (ground-truth index, or -1 / -2) and a "matched_ious" field holding each anchor's
+    highest IoU with any ground-truth box (0 without ground truth)."""
+    device = anchor.bbox.device
     if len(target) == 0:
-        matched_idxs = torch.full(
-            (len(anchor),), Matcher.BELOW_LOW_THRESHOLD, dtype=torch.int64, device=anchor.bbox.device
-        )
+        matched_idxs = torch.full((len(anchor),), Matcher.BELOW_LOW_THRESHOLD, dtype=torch.int64, device=device)
         # The anchors themselves as stand-in targets keep the (unused) regression targets finite.
         placeholder = BoxList(anchor.bbox.clone(), anchor.size, mode="xyxy")
         for field in copied_fields:
-            placeholder.add_field(field, torch.zeros(len(anchor), dtype=torch.int64, device=anchor.bbox.device))
+            placeholder.add_field(field, torch.zeros(len(anchor), dtype=torch.int64, device=device))
         placeholder.add_field("matched_idxs", matched_idxs)
+        placeholder.add_field("matched_ious", anchor.bbox.new_zeros(len(anchor)))
         return placeholder
     match_quality_matrix = boxlist_iou(target, anchor)
     matched_idxs = matcher(match_quality_matrix)
     matched = target.copy_with_fields(list(copied_fields))[matched_idxs.clamp(min=0)]
     matched.add_field("matched_idxs", matched_idxs)
+    matched.add_field("matched_ious", match_quality_matrix.max(dim=0).values)
     return matched
 
 
@@ -44,29 +51,31 @@ def generate_rpn_labels(matched_targets):
 class RPNLossComputation(object):
     """Objectness and box losses of the RPN.
 
-    ``use_sampler=True`` is the baseline: 256 anchors per image (half positive at most) are drawn
-    and both losses are averaged over them. ``use_sampler=False`` is Sampling-Free: every valid
-    anchor (not between the IoU thresholds, not straddling the border) is trained, the
-    objectness BCE is summed and divided by the number of positives (paper eq. 13), and the box
-    loss keeps the baseline's divisor (the number of anchors the sampler would have drawn) so that
-    the localisation loss stays on the baseline's scale.
+    Which anchors train the objectness and by what both losses are divided is the hard sample
+    strategy ``fg_bg_sampler`` (a ``HardStrategy``; maskrcnn-benchmark's
+    ``BalancedPositiveNegativeSampler`` is accepted as the "biased" strategy): "biased" draws 256
+    anchors per image and divides by that number, "all" (Sampling-Free) trains every valid anchor
+    (not between the IoU thresholds, not straddling the border), divides the objectness loss by the
+    number of positives (paper eq. 13) and keeps the baseline's box-loss divisor. The objectness
+    loss itself is the soft strategy ``soft_strategy`` (sigmoid cross-entropy by default).
     """
 
-    def __init__(self, proposal_matcher, fg_bg_sampler, box_coder, generate_labels_func, use_sampler=True):
+    def __init__(self, proposal_matcher, fg_bg_sampler, box_coder, generate_labels_func, soft_strategy=None):
         self.proposal_matcher = proposal_matcher
-        self.fg_bg_sampler = fg_bg_sampler
+        self.fg_bg_sampler = None if fg_bg_sampler is None else as_hard_strategy(fg_bg_sampler)
         self.box_coder = box_coder
         self.generate_labels_func = generate_labels_func
-        self.use_sampler = use_sampler
+        self.soft_strategy = soft_strategy if soft_strategy is not None else CrossEntropy(SIGMOID)
         self.copied_fields = []
         self.discard_cases = ["not_visibility", "between_thresholds"]
 
     def match_targets_to_anchors(self, anchor, target, copied_fields=()):
         return matched_ground_truth(self.proposal_matcher, anchor, target, copied_fields)
 
-    def prepare_targets(self, anchors, targets):
-        """Per image: objectness labels (1 / 0 / -1) and regression targets, one row per anchor."""
-        labels, regression_targets = [], []
+    def assign(self, anchors, targets):
+        """Per image: objectness labels (1 / 0 / -1, as ``generate_labels_func`` gives them),
+        regression targets and each anchor's highest IoU with the ground truth."""
+        labels, regression_targets, ious = [], [], []
         for anchors_per_image, targets_per_image in zip(anchors, targets):
             matched = self.match_targets_to_anchors(anchors_per_image, targets_per_image, self.copied_fields)
             matched_idxs = matched.get_field("matched_idxs")
@@ -78,68 +87,49 @@ class RPNLossComputation(object):
 
             regression_targets.append(self.box_coder.encode(matched.bbox, anchors_per_image.bbox))
             labels.append(labels_per_image)
-        return labels, regression_targets
+            ious.append(matched.get_field("matched_ious"))
+        return labels, regression_targets, ious
 
-    def baseline_normalizer(self, labels):
-        """How many anchors the biased sampler would draw for these labels (its loss divisor)."""
-        total = 0
-        for labels_per_image in labels:
-            num_pos, num_neg = self.fg_bg_sampler.sample_counts(
-                int((labels_per_image == 1).sum()), int((labels_per_image == 0).sum())
-            )
-            total += num_pos + num_neg
-        return max(total, 1)
+    def prepare_targets(self, anchors, targets):
+        """Per image: objectness labels (1 / 0 / -1) and regression targets, one row per anchor."""
+        labels, regression_targets, _ = self.assign(anchors, targets)
+        return labels, regression_targets
 
     def __call__(self, anchors, objectness, box_regression, targets):
         """``anchors``: per image, per level BoxLists; ``objectness``/``box_regression``: per level
         ``N x A x H x W`` / ``N x 4A x H x W``. Returns (objectness loss, box loss)."""
         anchors = [cat_boxlist(anchors_per_image) for anchors_per_image in anchors]
-        labels, regression_targets = self.prepare_targets(anchors, targets)
+        labels, regression_targets, ious = self.assign(anchors, targets)
+        labels = [labels_per_image.to(torch.int64) for labels_per_image in labels]
         objectness, box_regression = concat_box_prediction_layers(objectness, box_regression)
-        objectness = objectness.squeeze(1)
+        selection = self.fg_bg_sampler.select(Candidates(labels=labels, ious=ious))
+
+        trained = torch.cat(selection.masks, dim=0)
         labels = torch.cat(labels, dim=0)
-        regression_targets = torch.cat(regression_targets, dim=0)
-
-        if self.use_sampler:
-            sampled_pos, sampled_neg = self.fg_bg_sampler(
-                list(torch.split(labels, [len(a) for a in anchors]))
-            )
-            positive = torch.cat(sampled_pos, dim=0).bool()
-            trained = positive | torch.cat(sampled_neg, dim=0).bool()
-            cls_loss = F.binary_cross_entropy_with_logits(
-                objectness[trained], labels[trained], reduction="sum"
-            ) / max(int(trained.sum()), 1)
-            box_divisor = max(int(trained.sum()), 1)
-        else:
-            positive = labels == 1
-            trained = labels >= 0
-            cls_loss = F.binary_cross_entropy_with_logits(
-                objectness[trained], labels[trained], reduction="sum"
-            ) / max(int(positive.sum()), 1)
-            box_divisor = self.baseline_normalizer(torch.split(labels, [len(a) for a in anchors]))
-
+        positive = trained & (labels > 0)
+        cls_loss = self.soft_strategy(objectness[trained], labels[trained]) / selection.cls_normalizer
         box_loss = smooth_l1_loss(
             box_regression[positive],
-            regression_targets[positive],
+            torch.cat(regression_targets, dim=0)[positive],
             beta=1.0 / 9,
             size_average=False,
-        ) / box_divisor
+        ) / selection.loc_normalizer
         return cls_loss, box_loss
 
 
-def make_rpn_loss_evaluator(cfg, box_coder):
-    matcher = Matcher(
-        cfg.MODEL.RPN.FG_IOU_THRESHOLD,
-        cfg.MODEL.RPN.BG_IOU_THRESHOLD,
-        allow_low_quality_matches=True,
-    )
-    fg_bg_sampler = BalancedPositiveNegativeSampler(
-        cfg.MODEL.RPN.BATCH_SIZE_PER_IMAGE, cfg.MODEL.RPN.POSITIVE_FRACTION
-    )
+def make_rpn_matcher(cfg):
+    """The RPN's anchor assignment: IoU >= FG_IOU_THRESHOLD object, < BG_IOU_THRESHOLD background,
+    and every ground-truth box keeps its best anchors."""
+    return Matcher(cfg.MODEL.RPN.FG_IOU_THRESHOLD, cfg.MODEL.RPN.BG_IOU_THRESHOLD, allow_low_quality_matches=True)
+
+
+def make_rpn_loss_evaluator(cfg, box_coder, hard_strategy=None, soft_strategy=None):
+    """The RPN loss of ``cfg``; the sample strategies default to those of MODEL.SAMPLING_FREE.RPN."""
+    settings = stage_settings(cfg, "RPN")
     return RPNLossComputation(
-        matcher,
-        fg_bg_sampler,
+        make_rpn_matcher(cfg),
+        hard_strategy if hard_strategy is not None else build_hard_strategy(settings),
         box_coder,
         generate_rpn_labels,
-        use_sampler=cfg.MODEL.SAMPLING_FREE.RPN.SAMPLER,
+        soft_strategy=soft_strategy if soft_strategy is not None else build_soft_strategy(settings, SIGMOID),
     )

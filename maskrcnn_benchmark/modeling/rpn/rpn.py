@@ -1,35 +1,39 @@
 """Region Proposal Network: objectness + box regression on anchors, then proposal selection."""
-import importlib
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.modeling import registry
+from maskrcnn_benchmark.modeling.architecture import is_dense_detector
 from maskrcnn_benchmark.modeling.box_coder import BoxCoder
+from maskrcnn_benchmark.modeling.dense_heads.build import build_dense_head
 from maskrcnn_benchmark.modeling.rpn.anchor_generator import (
     anchors_for_image_sizes,
     make_anchor_generator,
 )
 from maskrcnn_benchmark.modeling.rpn.inference import make_rpn_postprocessor
-from maskrcnn_benchmark.modeling.rpn.loss import make_rpn_loss_evaluator
-from maskrcnn_benchmark.modeling.sampling_free import (
-    GuidedLossScaler,
-    prior_to_bias,
-    sigmoid_prior_from_counts,
-)
+from maskrcnn_benchmark.modeling.rpn.loss import RPNLossComputation, generate_rpn_labels, make_rpn_matcher
+from maskrcnn_benchmark.modeling.sample_strategy import SIGMOID
+from maskrcnn_benchmark.modeling.sampling_free import SamplingFreeHead, stage_settings
+from maskrcnn_benchmark.modeling.utils import registered
 
 
 class RPNHeadConvRegressor(nn.Module):
     """Objectness and regression as 1x1 convs straight on the input features."""
 
-    def __init__(self, cfg, in_channels, num_anchors):
+    @configurable
+    def __init__(self, in_channels, num_anchors):
         super(RPNHeadConvRegressor, self).__init__()
         self.cls_logits = nn.Conv2d(in_channels, num_anchors, kernel_size=1, stride=1)
         self.bbox_pred = nn.Conv2d(in_channels, num_anchors * 4, kernel_size=1, stride=1)
         for layer in (self.cls_logits, self.bbox_pred):
             nn.init.normal_(layer.weight, std=0.01)
             nn.init.constant_(layer.bias, 0)
+
+    @classmethod
+    def from_config(cls, cfg, in_channels, num_anchors):
+        return {"in_channels": in_channels, "num_anchors": num_anchors}
 
     def forward(self, x):
         return [self.cls_logits(y) for y in x], [self.bbox_pred(y) for y in x]
@@ -38,12 +42,17 @@ class RPNHeadConvRegressor(nn.Module):
 class RPNHeadFeatureSingleConv(nn.Module):
     """A shared 3x3 conv + ReLU that produces the RPN's features (no predictions)."""
 
-    def __init__(self, cfg, in_channels):
+    @configurable
+    def __init__(self, in_channels):
         super(RPNHeadFeatureSingleConv, self).__init__()
         self.conv = nn.Conv2d(in_channels, in_channels, kernel_size=3, stride=1, padding=1)
         nn.init.normal_(self.conv.weight, std=0.01)
         nn.init.constant_(self.conv.bias, 0)
         self.out_channels = in_channels
+
+    @classmethod
+    def from_config(cls, cfg, in_channels):
+        return {"in_channels": in_channels}
 
     def forward(self, x):
         return [F.relu(self.conv(y)) for y in x]
@@ -53,7 +62,8 @@ class RPNHeadFeatureSingleConv(nn.Module):
 class RPNHead(nn.Module):
     """3x3 conv + ReLU shared across levels, then 1x1 objectness (A) and regression (4A) convs."""
 
-    def __init__(self, cfg, in_channels, num_anchors):
+    @configurable
+    def __init__(self, in_channels, num_anchors):
         super(RPNHead, self).__init__()
         self.conv = nn.Conv2d(in_channels, in_channels, kernel_size=3, stride=1, padding=1)
         self.cls_logits = nn.Conv2d(in_channels, num_anchors, kernel_size=1, stride=1)
@@ -61,6 +71,10 @@ class RPNHead(nn.Module):
         for layer in (self.conv, self.cls_logits, self.bbox_pred):
             nn.init.normal_(layer.weight, std=0.01)
             nn.init.constant_(layer.bias, 0)
+
+    @classmethod
+    def from_config(cls, cfg, in_channels, num_anchors):
+        return {"in_channels": in_channels, "num_anchors": num_anchors}
 
     def forward(self, x):
         logits, bbox_reg = [], []
@@ -71,45 +85,51 @@ class RPNHead(nn.Module):
         return logits, bbox_reg
 
 
-class RPNModule(torch.nn.Module):
+class RPNModule(SamplingFreeHead):
     """The RPN of Faster/Mask R-CNN (one level, or one per FPN level).
 
     Training returns proposals for the RoI heads plus ``loss_objectness`` and
     ``loss_rpn_box_reg``; the objectness loss passes through the stage's guided loss scaler
-    (Sampling-Free, guided by the box loss; identity with the default config).
+    (Sampling-Free, guided by the box loss; identity with the default config). Which anchors are
+    trained is the stage's hard sample strategy, the objectness loss its soft one.
+
+    ``head``: features -> (per-level objectness ``N x A x H x W``, regressions ``N x 4A x H x W``);
+    ``proposal_matcher`` / ``box_coder``: the anchors' assignment and regression targets;
+    ``box_selector_train`` / ``box_selector_test``: RPNPostProcessors; ``rpn_only``: the proposals
+    are the detector's output (none are selected in training, they are sorted in inference);
+    ``size_divisibility``: the batch padding, for the anchors counted at initialisation.
     """
 
-    sampling_free_name = "rpn"
-    sampling_free_stage = "RPN"
-
-    def __init__(self, cfg, in_channels):
-        super(RPNModule, self).__init__()
-        self.cfg = cfg.clone()
-
-        anchor_generator = make_anchor_generator(cfg)
-        head_name = cfg.MODEL.RPN.RPN_HEAD
-        if head_name not in registry.RPN_HEADS:
-            raise KeyError(
-                "MODEL.RPN.RPN_HEAD: unknown head {!r}; registered: {}".format(
-                    head_name, sorted(registry.RPN_HEADS.keys())
-                )
-            )
-        head = registry.RPN_HEADS[head_name](cfg, in_channels, anchor_generator.num_anchors_per_location()[0])
-
-        rpn_box_coder = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0))
+    @configurable
+    def __init__(self, settings, anchor_generator, head, proposal_matcher, box_coder, box_selector_train,
+                 box_selector_test, rpn_only=False, size_divisibility=0):
+        super(RPNModule, self).__init__("rpn", settings, SIGMOID, num_classes=1)
         self.anchor_generator = anchor_generator
         self.head = head
-        self.box_selector_train = make_rpn_postprocessor(cfg, rpn_box_coder, is_train=True)
-        self.box_selector_test = make_rpn_postprocessor(cfg, rpn_box_coder, is_train=False)
-        self.loss_evaluator = make_rpn_loss_evaluator(cfg, rpn_box_coder)
-
-        stage_cfg = cfg.MODEL.SAMPLING_FREE.RPN
-        self.loss_scaler = GuidedLossScaler(
-            "rpn",
-            stage_cfg.GUIDED,
-            fixed_scale=stage_cfg.LOSS_SCALE,
-            ratio_warmup_iters=cfg.MODEL.SAMPLING_FREE.RATIO_WARMUP_ITERS,
+        self.box_selector_train = box_selector_train
+        self.box_selector_test = box_selector_test
+        self.loss_evaluator = RPNLossComputation(
+            proposal_matcher, self.hard_strategy, box_coder, generate_rpn_labels, soft_strategy=self.soft_strategy
         )
+        self.rpn_only = rpn_only
+        self.size_divisibility = size_divisibility
+
+    @classmethod
+    def from_config(cls, cfg, in_channels):
+        anchor_generator = make_anchor_generator(cfg)
+        head_class = registered(registry.RPN_HEADS, cfg.MODEL.RPN.RPN_HEAD, "MODEL.RPN.RPN_HEAD")
+        box_coder = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0))
+        return {
+            "settings": stage_settings(cfg, "RPN"),
+            "anchor_generator": anchor_generator,
+            "head": head_class(cfg, in_channels, anchor_generator.num_anchors_per_location()[0]),
+            "proposal_matcher": make_rpn_matcher(cfg),
+            "box_coder": box_coder,
+            "box_selector_train": make_rpn_postprocessor(cfg, box_coder, is_train=True),
+            "box_selector_test": make_rpn_postprocessor(cfg, box_coder, is_train=False),
+            "rpn_only": cfg.MODEL.RPN_ONLY,
+            "size_divisibility": cfg.DATALOADER.SIZE_DIVISIBILITY,
+        }
 
     def forward(self, images, features, targets=None):
         """``images``: ImageList; ``features``: list of feature maps; ``targets``: per image
@@ -123,7 +143,7 @@ class RPNModule(torch.nn.Module):
         return self._forward_test(anchors, objectness, rpn_box_regression)
 
     def _forward_train(self, anchors, objectness, rpn_box_regression, targets):
-        if self.cfg.MODEL.RPN_ONLY:
+        if self.rpn_only:
             # Nothing downstream consumes proposals: skip their (costly) selection.
             boxes = anchors
         else:
@@ -138,71 +158,29 @@ class RPNModule(torch.nn.Module):
         loss_objectness, loss_rpn_box_reg = self.loss_evaluator(
             anchors, objectness, rpn_box_regression, targets
         )
-        scaled_objectness, extras = self.loss_scaler(loss_objectness, loss_rpn_box_reg)
-        losses = {"loss_objectness": scaled_objectness, "loss_rpn_box_reg": loss_rpn_box_reg}
-        losses.update(extras)
-        return boxes, losses
+        return boxes, self.scaled_losses("loss_objectness", loss_objectness, "loss_rpn_box_reg", loss_rpn_box_reg)
 
     def _forward_test(self, anchors, objectness, rpn_box_regression):
         boxes = self.box_selector_test(anchors, objectness, rpn_box_regression)
-        if self.cfg.MODEL.RPN_ONLY:
+        if self.rpn_only:
             # Proposals are the final output: order them by decreasing objectness.
             boxes = [box[box.get_field("objectness").sort(descending=True)[1]] for box in boxes]
         return boxes, {}
 
-    # ---- Sampling-Free optimal bias (paper eq. 18-19) -------------------------------------
-    @torch.no_grad()
-    def count_samples(self, targets, image_sizes):
-        """``[N, N^f]`` as float64: valid anchors (label >= 0: not ignored between thresholds, not
-        straddling) and positive anchors, over images of ``image_sizes`` (``(h, w)``) with
-        ground truth ``targets``; no network forward."""
-        anchors = anchors_for_image_sizes(
-            self.anchor_generator, image_sizes, self.cfg.DATALOADER.SIZE_DIVISIBILITY
-        )
-        device = anchors[0].bbox.device if anchors else torch.device("cpu")
-        targets = [t.to(device) for t in targets]
-        labels, _ = self.loss_evaluator.prepare_targets(anchors, targets)
-        num_valid = sum(int((l >= 0).sum()) for l in labels)
-        num_positive = sum(int((l == 1).sum()) for l in labels)
-        return torch.tensor([num_valid, num_positive], dtype=torch.float64)
-
-    @torch.no_grad()
-    def set_bias_from_counts(self, counts):
-        """Set the objectness bias so that sigmoid(bias) = N^f / N."""
-        pi = sigmoid_prior_from_counts(counts)
-        bias = float(prior_to_bias(pi))
-        self.head.cls_logits.bias.fill_(bias)
-        return {"pi": pi, "bias": bias}
+    # ---- Sampling-Free protocol -------------------------------------------------------------
+    def labels_for_counting(self, target, image_size):
+        """Objectness labels of this head's anchors: -1 between the thresholds or straddling."""
+        (anchors,) = anchors_for_image_sizes(self.anchor_generator, [image_size], self.size_divisibility)
+        (labels,), _ = self.loss_evaluator.prepare_targets([anchors], [target.to(anchors.bbox.device)])
+        return labels.to(torch.int64)
 
     def classification_layer(self):
-        """The objectness conv (its gradient norm is a Sampling-Free diagnostic)."""
+        """The objectness conv."""
         return self.head.cls_logits
 
 
-def _one_stage_builder(package, builder_name):
-    """Import a one-stage head's builder from its package, or from the module of the same name."""
-    module = importlib.import_module("maskrcnn_benchmark.modeling.rpn." + package)
-    if not hasattr(module, builder_name):
-        module = importlib.import_module("maskrcnn_benchmark.modeling.rpn.{0}.{0}".format(package))
-    return getattr(module, builder_name)
-
-
-_ONE_STAGE_SWITCHES = (
-    ("RETINANET_ON", "retinanet", "build_retinanet"),
-    ("FCOS_ON", "fcos", "build_fcos"),
-    ("ATSS_ON", "atss", "build_atss"),
-    ("PAA_ON", "paa", "build_paa"),
-)
-
-
 def build_rpn(cfg, in_channels):
-    """The RPN, or the one-stage head selected by ``MODEL.<NAME>_ON`` (at most one)."""
-    enabled = [switch for switch in _ONE_STAGE_SWITCHES if cfg.MODEL.get(switch[0], False)]
-    if len(enabled) > 1:
-        raise ValueError(
-            "At most one of MODEL.{} may be True".format(", MODEL.".join(s[0] for s in enabled))
-        )
-    if enabled:
-        _, package, builder_name = enabled[0]
-        return _one_stage_builder(package, builder_name)(cfg, in_channels)
+    """The RPN, or (maskrcnn-benchmark's RETINANET_ON and the other dense switches) the dense head."""
+    if is_dense_detector(cfg):
+        return build_dense_head(cfg, in_channels)
     return RPNModule(cfg, in_channels)

@@ -3,76 +3,64 @@
 A classification layer starts where its cross-entropy is smallest: the predicted foreground
 probability equals the foreground frequency pi = N^f / N of the samples it is trained on. N and N^f
 are counted with each head's own anchors (or points) and its own assignment on a sample of the
-training set; no network forward is needed.
+training set; no network forward is needed. The heads are the ``SamplingFreeHead`` modules of the
+model whose stage asks for ``BIAS_INIT: optimal`` (see head.py for the counting template).
 
-Heads that support it carry ``sampling_free_name``, ``sampling_free_stage`` and implement
-``count_samples(targets, image_sizes)`` and ``set_bias_from_counts(counts)`` (see
-docs/ARCHITECTURE.md). Sigmoid heads count ``[num_binary_samples, num_foreground]``; the softmax RoI
-head counts samples per class, background first.
+The counts are cached in ``OUTPUT_DIR/sampling_free_counts.json`` under a key made of everything
+they depend on: the model and input config, the sampled image indices and the sampled targets
+themselves (boxes, labels, image sizes), so an edited annotation file is recounted.
 """
 import hashlib
 import json
 import logging
-import math
 import os
 
 import torch
 import torch.distributed as dist
 
+from .head import SamplingFreeHead
+from .priors import prior_to_bias, sigmoid_prior_from_counts, softmax_bias_from_counts  # noqa: F401 (re-exported)
+
 CACHE_FILE = "sampling_free_counts.json"
+# Per-image fingerprints are summed across images (and ranks): 52 bits each keeps the sum of
+# any realistic number of images exact in int64.
+_FINGERPRINT_BITS = 52
 
 
-def prior_to_bias(pi):
-    """The logit whose sigmoid is pi: b = -log((1 - pi) / pi)."""
-    if not 0.0 < pi < 1.0:
-        raise ValueError(f"a prior probability must lie in (0, 1), got {pi}")
-    return -math.log((1.0 - pi) / pi)
+def optimal_bias_heads(model):
+    """The Sampling-Free heads of ``model`` whose stage asks for ``BIAS_INIT: optimal``."""
+    return [m for m in model.modules() if isinstance(m, SamplingFreeHead) and m.wants_optimal_bias]
 
 
-def sigmoid_prior_from_counts(counts):
-    """pi = N^f / N from ``[N, N^f]``; an empty count (no foreground) is an error, not a -inf bias."""
-    total, foreground = float(counts[0]), float(counts[1])
-    if total <= 0 or foreground <= 0 or foreground >= total:
-        raise ValueError(
-            f"cannot derive a prior from N={total:g}, N^f={foreground:g}: the sampled training images "
-            "gave no foreground (or only foreground) samples; raise MODEL.SAMPLING_FREE.SAMPLE_IMAGES "
-            "or check the annotations"
-        )
-    return foreground / total
+def target_fingerprint(index, target):
+    """A 52-bit integer that changes with anything of the target the counts depend on: the image
+    index and size, the boxes (and their mode) and the labels."""
+    digest = hashlib.sha1()
+    digest.update(repr((int(index), tuple(target.size), target.mode)).encode())
+    digest.update(target.bbox.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    if target.has_field("labels"):
+        digest.update(target.get_field("labels").to("cpu", torch.int64).contiguous().numpy().tobytes())
+    return int(digest.hexdigest(), 16) % (1 << _FINGERPRINT_BITS)
 
 
-def softmax_bias_from_counts(counts):
-    """Biases whose softmax equals the class frequencies (background at index 0).
-
-    A class never seen in the sample gets half a count, so its bias stays finite.
-    """
-    counts = torch.as_tensor(counts, dtype=torch.float64).clamp(min=0.5)
-    return torch.log(counts / counts.sum())
-
-
-def optimal_bias_heads(cfg, model):
-    """The heads of ``model`` whose stage asks for ``BIAS_INIT: optimal``."""
-    heads = []
-    for module in model.modules():
-        if not hasattr(module, "count_samples") or not hasattr(module, "sampling_free_stage"):
-            continue
-        if cfg.MODEL.SAMPLING_FREE[module.sampling_free_stage].BIAS_INIT == "optimal":
-            heads.append(module)
-    return heads
-
-
-def _cache_key(cfg, num_images):
-    # The counts depend on the anchors, the assignment, the input sizes and the data, i.e. on the
-    # model and input sections and the training set: hash exactly those.
+def _config_key(cfg, indices):
+    # The counts depend on the anchors, the assignment and the input sizes (the model and input
+    # sections) and on which images are counted.
     relevant = {
         "MODEL": cfg.MODEL.dump(),
         "INPUT": cfg.INPUT.dump(),
         "DATASETS.TRAIN": list(cfg.DATASETS.TRAIN),
         "SIZE_DIVISIBILITY": cfg.DATALOADER.SIZE_DIVISIBILITY,
-        "images": num_images,
-        "seed": cfg.SEED,
+        "indices": list(indices),
     }
-    return hashlib.sha1(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha1(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
+
+
+def cache_key(cfg, indices, data_fingerprint):
+    """Key of the counts of ``cfg``'s heads over the images ``indices`` whose targets sum to
+    ``data_fingerprint`` (see ``target_fingerprint``)."""
+    combined = "{}:{}".format(_config_key(cfg, indices), int(data_fingerprint))
+    return hashlib.sha1(combined.encode()).hexdigest()[:16]
 
 
 def _read_cache(path):
@@ -101,35 +89,54 @@ def sample_indices(dataset_size, num_images, seed):
     return order[: min(num_images, dataset_size)].tolist()
 
 
-def count_over_dataset(heads, dataset, indices, rank=0, world_size=1):
-    """Sum each head's counts over this rank's share of ``indices``, then over all ranks."""
-    totals = [None] * len(heads)
+def _distributed():
+    world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    return (dist.get_rank() if world_size > 1 else 0), world_size
+
+
+def _all_reduce_sum(tensors, world_size):
+    """Sum each tensor over all ranks (one collective for all of them)."""
+    if world_size == 1:
+        return tensors
+    stacked = torch.cat([t.flatten() for t in tensors])
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
+    stacked = stacked.to(device)
+    dist.all_reduce(stacked)
+    stacked = stacked.cpu()
+    reduced, offset = [], 0
+    for tensor in tensors:
+        reduced.append(stacked[offset: offset + tensor.numel()].view_as(tensor))
+        offset += tensor.numel()
+    return reduced
+
+
+def load_targets(dataset, indices, rank=0, world_size=1):
+    """This rank's share of the targets at ``indices`` (as ``(index, target)``) and the fingerprint
+    of all of them (summed over ranks)."""
+    targets = []
+    fingerprint = 0
     for idx in indices[rank::world_size]:
         _, target, _ = dataset[idx]
+        targets.append((idx, target))
+        fingerprint += target_fingerprint(idx, target)
+    (total,) = _all_reduce_sum([torch.tensor([fingerprint], dtype=torch.int64)], world_size)
+    return targets, int(total)
+
+
+def count_targets(heads, targets, world_size=1):
+    """Sum each head's counts over ``targets`` (this rank's ``(index, target)`` pairs), then over ranks."""
+    totals = [head.empty_counts() for head in heads]
+    for _, target in targets:
         width, height = target.size
         for i, head in enumerate(heads):
-            counts = torch.as_tensor(head.count_samples([target], [(height, width)]), dtype=torch.float64)
-            totals[i] = counts if totals[i] is None else totals[i] + counts
-    for i, head in enumerate(heads):
-        if totals[i] is None:  # this rank drew no image: contribute zeros of the right shape
-            totals[i] = torch.zeros_like(_probe_shape(head, dataset, indices[0]))
-    if world_size > 1 and dist.is_available() and dist.is_initialized():
-        stacked = torch.cat([t.flatten() for t in totals])
-        backend_device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-        stacked = stacked.to(backend_device)
-        dist.all_reduce(stacked)
-        stacked = stacked.cpu()
-        offset = 0
-        for i, total in enumerate(totals):
-            totals[i] = stacked[offset: offset + total.numel()].view_as(total)
-            offset += total.numel()
-    return totals
+            totals[i] += torch.as_tensor(head.count_samples([target], [(height, width)]), dtype=torch.float64)
+    return _all_reduce_sum(totals, world_size)
 
 
-def _probe_shape(head, dataset, idx):
-    _, target, _ = dataset[idx]
-    width, height = target.size
-    return torch.as_tensor(head.count_samples([target], [(height, width)]), dtype=torch.float64)
+def count_over_dataset(heads, dataset, indices, rank=0, world_size=1):
+    """Sum each head's counts over this rank's share of ``indices``, then over all ranks."""
+    targets, _ = load_targets(dataset, indices, rank, world_size)
+    return count_targets(heads, targets, world_size)
 
 
 def measure_and_apply_optimal_bias(cfg, model, dataset, logger=None):
@@ -138,16 +145,16 @@ def measure_and_apply_optimal_bias(cfg, model, dataset, logger=None):
     Returns ``{head_name: info}`` with what each head set (empty when no head asks for it).
     """
     logger = logger or logging.getLogger(__name__)
-    heads = optimal_bias_heads(cfg, model)
+    heads = optimal_bias_heads(model)
     if not heads:
         return {}
     if len(dataset) == 0:
         raise ValueError("optimal bias initialisation needs a non-empty training set")
 
-    world_size = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-    rank = dist.get_rank() if world_size > 1 else 0
-    num_images = int(cfg.MODEL.SAMPLING_FREE.SAMPLE_IMAGES)
-    key = _cache_key(cfg, num_images)
+    rank, world_size = _distributed()
+    indices = sample_indices(len(dataset), int(cfg.MODEL.SAMPLING_FREE.SAMPLE_IMAGES), cfg.SEED)
+    targets, fingerprint = load_targets(dataset, indices, rank, world_size)
+    key = cache_key(cfg, indices, fingerprint)
     cache_path = os.path.join(cfg.OUTPUT_DIR, CACHE_FILE) if cfg.OUTPUT_DIR else None
     cache = _read_cache(cache_path) if cache_path else {}
     names = [head.sampling_free_name for head in heads]
@@ -156,9 +163,8 @@ def measure_and_apply_optimal_bias(cfg, model, dataset, logger=None):
         totals = [torch.tensor(cache[key][name], dtype=torch.float64) for name in names]
         logger.info("Sampling-Free: counts for %s read from %s (key %s)", names, cache_path, key)
     else:
-        indices = sample_indices(len(dataset), num_images, cfg.SEED)
         logger.info("Sampling-Free: counting samples of %s over %d training images", names, len(indices))
-        totals = count_over_dataset(heads, dataset, indices, rank, world_size)
+        totals = count_targets(heads, targets, world_size)
         if cache_path and rank == 0:
             os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
             cache[key] = {name: total.tolist() for name, total in zip(names, totals)}
@@ -175,12 +181,12 @@ def measure_and_apply_optimal_bias(cfg, model, dataset, logger=None):
 def classification_grad_norms(model):
     """L2 norm of the gradient at each Sampling-Free head's last classification layer.
 
-    Heads expose that layer through ``classification_layer()``; the trainer logs the result as
-    ``sf_<name>_cls_grad_norm`` (the paper's argument is about this gradient's magnitude).
+    The trainer logs the result as ``sf_<name>_cls_grad_norm`` (the paper's argument is about this
+    gradient's magnitude).
     """
     norms = {}
     for module in model.modules():
-        if not hasattr(module, "sampling_free_name") or not hasattr(module, "classification_layer"):
+        if not isinstance(module, SamplingFreeHead):
             continue
         grads = [p.grad.detach().flatten() for p in module.classification_layer().parameters() if p.grad is not None]
         if grads:

@@ -46,6 +46,12 @@ class GuidedLossScaler(nn.Module):
         self.register_buffer("ratio_sum", torch.zeros((), dtype=torch.float64))
         self.register_buffer("ratio_count", torch.zeros((), dtype=torch.long))
 
+    @classmethod
+    def from_settings(cls, name, settings):
+        """The scaler of a stage from its ``StageSettings`` (GUIDED, LOSS_SCALE, RATIO_WARMUP_ITERS)."""
+        return cls(name, settings.guided, fixed_scale=settings.loss_scale,
+                   ratio_warmup_iters=settings.ratio_warmup_iters)
+
     def forward(self, loss_cls, loss_loc):
         prefix = f"sf_{self.name}_"
         extras = {prefix + "cls": loss_cls.detach(), prefix + "loc": loss_loc.detach()}
@@ -90,10 +96,6 @@ class GuidedLossScaler(nn.Module):
 
 def build_guided_loss_scaler(cfg, name, stage):
     """Build the scaler of one stage from ``MODEL.SAMPLING_FREE.<stage>`` (ONE_STAGE, RPN or ROI)."""
-    stage_cfg = cfg.MODEL.SAMPLING_FREE[stage]
-    return GuidedLossScaler(
-        name,
-        mode=stage_cfg.GUIDED,
-        fixed_scale=stage_cfg.LOSS_SCALE,
-        ratio_warmup_iters=cfg.MODEL.SAMPLING_FREE.RATIO_WARMUP_ITERS,
-    )
+    from .settings import stage_settings
+
+    return GuidedLossScaler.from_settings(name, stage_settings(cfg, stage))

@@ -61,12 +61,15 @@ class PostProcessor(nn.Module):
         return boxlist
 
     def filter_results(self, boxlist, num_classes):
-        """Foreground classes above the score threshold, NMS within each class, best first."""
+        """Non-empty foreground boxes above the score threshold, NMS within each class, best first."""
         boxes = boxlist.bbox.reshape(-1, num_classes, 4)
         scores = boxlist.get_field("scores").reshape(-1, num_classes)
         device = scores.device
 
-        candidate = scores > self.score_thresh
+        # Boxes clipped to nothing are no detections (and identical empty boxes have IoU 0 / 0,
+        # so NMS would keep every copy).
+        nonempty = (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])
+        candidate = (scores > self.score_thresh) & nonempty
         candidate[:, 0] = False  # background is never a detection
         proposal_idx, class_idx = candidate.nonzero(as_tuple=True)
         kept_boxes = boxes[proposal_idx, class_idx]

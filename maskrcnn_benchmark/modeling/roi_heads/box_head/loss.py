@@ -3,39 +3,86 @@ import torch
 from torch.nn import functional as F
 
 from maskrcnn_benchmark.layers import smooth_l1_loss
-from maskrcnn_benchmark.modeling.balanced_positive_negative_sampler import (
-    BalancedPositiveNegativeSampler,
-)
 from maskrcnn_benchmark.modeling.box_coder import BoxCoder
 from maskrcnn_benchmark.modeling.matcher import Matcher
 from maskrcnn_benchmark.modeling.rpn.loss import matched_ground_truth
+from maskrcnn_benchmark.modeling.sample_strategy import (
+    SOFTMAX,
+    Candidates,
+    CrossEntropy,
+    as_hard_strategy,
+    build_hard_strategy,
+    build_soft_strategy,
+)
+from maskrcnn_benchmark.modeling.sampling_free.settings import stage_settings
+
+BOX_LOSS_BETA = 1.0
+
+
+class _CandidateScorer(object):
+    """Classification scores and per-sample losses of every candidate proposal, from one forward
+    of the box head without gradient, run the first time a hard strategy asks for either."""
+
+    def __init__(self, predict, proposals, labels, regression_targets, loss_computation):
+        self._predict = predict
+        self._proposals = proposals
+        self._labels = labels
+        self._regression_targets = regression_targets
+        self._loss_computation = loss_computation
+        self._predictions = None
+
+    def _predictions_once(self):
+        if self._predictions is None:
+            with torch.no_grad():
+                self._predictions = self._predict(self._proposals)
+        return self._predictions
+
+    def _per_image(self, values):
+        return list(values.split([len(p) for p in self._proposals]))
+
+    def scores(self):
+        class_logits, _ = self._predictions_once()
+        return self._per_image(class_logits.softmax(dim=-1))
+
+    def losses(self):
+        class_logits, box_regression = self._predictions_once()
+        labels = torch.cat(self._labels, dim=0)
+        with torch.no_grad():
+            cls = self._loss_computation.soft_strategy.per_sample(class_logits, labels)
+            box = self._loss_computation.box_losses_per_sample(
+                box_regression, labels, torch.cat(self._regression_targets, dim=0)
+            )
+        return self._per_image(cls + box)
 
 
 class FastRCNNLossComputation(object):
     """Assigns proposals to ground truth and computes ``loss_classifier`` and ``loss_box_reg``.
 
-    ``use_sampler=True`` (baseline): 512 proposals per image, at most 25 % foreground, are drawn;
-    both losses are divided by the number drawn. ``use_sampler=False`` (Sampling-Free): every
-    proposal with a label >= 0 is trained; the classification CE is summed and divided by the
-    number of foreground proposals (paper eq. 13, at least 1), and the box loss keeps the
-    baseline's divisor (how many proposals the sampler would have drawn).
+    Which proposals are trained, and by what both losses are divided, is the hard sample strategy
+    ``fg_bg_sampler`` (a ``HardStrategy``; maskrcnn-benchmark's ``BalancedPositiveNegativeSampler``
+    is accepted as the "biased" strategy). "biased" (baseline): 512 proposals per image, at most
+    25 % foreground, both losses divided by the number drawn. "all" (Sampling-Free): every proposal
+    with a label >= 0, the classification loss divided by the number of foreground proposals
+    (paper eq. 13) and the box loss by the baseline's divisor. The classification loss is the soft
+    strategy ``soft_strategy`` (softmax cross-entropy by default).
     """
 
-    def __init__(self, proposal_matcher, fg_bg_sampler, box_coder, cls_agnostic_bbox_reg=False, use_sampler=True):
+    def __init__(self, proposal_matcher, fg_bg_sampler, box_coder, cls_agnostic_bbox_reg=False, soft_strategy=None):
         self.proposal_matcher = proposal_matcher
-        self.fg_bg_sampler = fg_bg_sampler
+        self.fg_bg_sampler = as_hard_strategy(fg_bg_sampler)
         self.box_coder = box_coder
         self.cls_agnostic_bbox_reg = cls_agnostic_bbox_reg
-        self.use_sampler = use_sampler
+        self.soft_strategy = soft_strategy if soft_strategy is not None else CrossEntropy(SOFTMAX)
         self._proposals = None
-        self._box_divisor = None
+        self._selection = None
 
     def match_targets_to_proposals(self, proposal, target):
         return matched_ground_truth(self.proposal_matcher, proposal, target, copied_fields=("labels",))
 
-    def prepare_targets(self, proposals, targets):
-        """Per image: class labels (0 background, -1 ignored) and regression targets."""
-        labels, regression_targets = [], []
+    def assign(self, proposals, targets):
+        """Per image: class labels (0 background, -1 ignored), regression targets and each
+        proposal's highest IoU with the ground truth."""
+        labels, regression_targets, ious = [], [], []
         for proposals_per_image, targets_per_image in zip(proposals, targets):
             matched = self.match_targets_to_proposals(proposals_per_image, targets_per_image)
             matched_idxs = matched.get_field("matched_idxs")
@@ -44,36 +91,56 @@ class FastRCNNLossComputation(object):
             labels_per_image[matched_idxs == Matcher.BETWEEN_THRESHOLDS] = -1
             regression_targets.append(self.box_coder.encode(matched.bbox, proposals_per_image.bbox))
             labels.append(labels_per_image)
+            ious.append(matched.get_field("matched_ious"))
+        return labels, regression_targets, ious
+
+    def prepare_targets(self, proposals, targets):
+        """Per image: class labels (0 background, -1 ignored) and regression targets."""
+        labels, regression_targets, _ = self.assign(proposals, targets)
         return labels, regression_targets
 
-    def subsample(self, proposals, targets):
-        """Keep the proposals that are trained (sampled, or all with label >= 0) and attach
-        their "labels" and "regression_targets"; remembers them for ``__call__``."""
-        labels, regression_targets = self.prepare_targets(proposals, targets)
+    def subsample(self, proposals, targets, predict=None):
+        """Keep the proposals the hard strategy trains and attach their "labels" and
+        "regression_targets"; remembers them and the strategy's divisors for ``__call__``.
+
+        ``predict`` (optional): ``proposals -> (class_logits, box_regression)``, the box head's
+        forward; a strategy that ranks candidates by score or loss (``Candidates.scores`` /
+        ``losses``) gets it run once over all of them without gradient.
+        """
+        labels, regression_targets, ious = self.assign(proposals, targets)
         for labels_per_image, targets_per_image, proposals_per_image in zip(
             labels, regression_targets, proposals
         ):
             proposals_per_image.add_field("labels", labels_per_image)
             proposals_per_image.add_field("regression_targets", targets_per_image)
 
-        divisor = 0
-        kept = []
-        if self.use_sampler:
-            sampled_pos, sampled_neg = self.fg_bg_sampler(labels)
-            for pos, neg, proposals_per_image in zip(sampled_pos, sampled_neg, proposals):
-                keep = (pos | neg).bool()
-                kept.append(proposals_per_image[keep])
-                divisor += int(keep.sum())
-        else:
-            for labels_per_image, proposals_per_image in zip(labels, proposals):
-                kept.append(proposals_per_image[labels_per_image >= 0])
-                num_pos, num_neg = self.fg_bg_sampler.sample_counts(
-                    int((labels_per_image > 0).sum()), int((labels_per_image == 0).sum())
-                )
-                divisor += num_pos + num_neg
+        candidates = Candidates(labels=labels, ious=ious)
+        if predict is not None:
+            scorer = _CandidateScorer(predict, proposals, labels, regression_targets, self)
+            candidates.scores, candidates.losses = scorer.scores, scorer.losses
+        selection = self.fg_bg_sampler.select(candidates)
+        kept = [p[mask] for p, mask in zip(proposals, selection.masks)]
         self._proposals = kept
-        self._box_divisor = max(divisor, 1)
+        self._selection = selection
         return kept
+
+    def _regression_columns(self, labels, device):
+        """The 4 columns of each sample's class-specific (or class-agnostic) box regression."""
+        if self.cls_agnostic_bbox_reg:
+            return torch.arange(4, 8, device=device).expand(len(labels), 4)
+        return 4 * labels[:, None] + torch.arange(4, device=device)
+
+    def box_losses_per_sample(self, box_regression, labels, regression_targets):
+        """Smooth-L1 box loss of each sample (0 for background and ignored ones), unnormalised."""
+        losses = box_regression.new_zeros(len(labels))
+        positive = torch.nonzero(labels > 0).squeeze(1)
+        columns = self._regression_columns(labels[positive], box_regression.device)
+        per_coordinate = F.smooth_l1_loss(
+            box_regression[positive[:, None], columns], regression_targets[positive],
+            beta=BOX_LOSS_BETA, reduction="none",
+        )
+        losses[positive] = per_coordinate.sum(dim=1)
+        return losses
 
     def __call__(self, class_logits, box_regression):
         """``class_logits``/``box_regression``: lists (one tensor per call of the predictor) for
@@ -85,41 +152,32 @@ class FastRCNNLossComputation(object):
         labels = torch.cat([p.get_field("labels") for p in self._proposals], dim=0)
         regression_targets = torch.cat([p.get_field("regression_targets") for p in self._proposals], dim=0)
 
-        if self.use_sampler:
-            classification_loss = F.cross_entropy(class_logits, labels, reduction="sum") / max(labels.numel(), 1)
-        else:
-            num_foreground = int((labels > 0).sum())
-            classification_loss = F.cross_entropy(class_logits, labels, reduction="sum") / max(num_foreground, 1)
+        classification_loss = self.soft_strategy(class_logits, labels) / self._selection.cls_normalizer
 
         positive = torch.nonzero(labels > 0).squeeze(1)
-        positive_labels = labels[positive]
-        if self.cls_agnostic_bbox_reg:
-            columns = torch.arange(4, 8, device=class_logits.device).expand(len(positive), 4)
-        else:
-            columns = 4 * positive_labels[:, None] + torch.arange(4, device=class_logits.device)
+        columns = self._regression_columns(labels[positive], class_logits.device)
         box_loss = smooth_l1_loss(
             box_regression[positive[:, None], columns],
             regression_targets[positive],
-            beta=1,
+            beta=BOX_LOSS_BETA,
             size_average=False,
-        ) / self._box_divisor
+        ) / self._selection.loc_normalizer
         return classification_loss, box_loss
 
 
-def make_roi_box_loss_evaluator(cfg):
-    matcher = Matcher(
-        cfg.MODEL.ROI_HEADS.FG_IOU_THRESHOLD,
-        cfg.MODEL.ROI_HEADS.BG_IOU_THRESHOLD,
-        allow_low_quality_matches=False,
-    )
-    box_coder = BoxCoder(weights=cfg.MODEL.ROI_HEADS.BBOX_REG_WEIGHTS)
-    fg_bg_sampler = BalancedPositiveNegativeSampler(
-        cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE, cfg.MODEL.ROI_HEADS.POSITIVE_FRACTION
-    )
+def make_roi_matcher(cfg):
+    """The proposals' assignment: IoU >= FG_IOU_THRESHOLD foreground, < BG_IOU_THRESHOLD background."""
+    return Matcher(cfg.MODEL.ROI_HEADS.FG_IOU_THRESHOLD, cfg.MODEL.ROI_HEADS.BG_IOU_THRESHOLD,
+                   allow_low_quality_matches=False)
+
+
+def make_roi_box_loss_evaluator(cfg, hard_strategy=None, soft_strategy=None):
+    """The box-head loss of ``cfg``; the sample strategies default to those of MODEL.SAMPLING_FREE.ROI."""
+    settings = stage_settings(cfg, "ROI")
     return FastRCNNLossComputation(
-        matcher,
-        fg_bg_sampler,
-        box_coder,
+        make_roi_matcher(cfg),
+        hard_strategy if hard_strategy is not None else build_hard_strategy(settings),
+        BoxCoder(weights=cfg.MODEL.ROI_HEADS.BBOX_REG_WEIGHTS),
         cls_agnostic_bbox_reg=cfg.MODEL.CLS_AGNOSTIC_BBOX_REG,
-        use_sampler=cfg.MODEL.SAMPLING_FREE.ROI.SAMPLER,
+        soft_strategy=soft_strategy if soft_strategy is not None else build_soft_strategy(settings, SOFTMAX),
     )

@@ -1,34 +1,54 @@
-"""Per-RoI features for the box head: pooled and passed through res5 (C4), two FCs or convs + FC."""
-import torch
+"""Per-RoI features for the box head: pooled and passed through res5 (C4), two FCs or convs + FC.
+
+GroupNorm layers take their settings from ``norm_config`` (the config whose MODEL.GROUP_NORM
+make_layers reads; None falls back to make_layers' global config).
+"""
 from torch import nn
 from torch.nn import functional as F
 
+from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.layers.lean_linear import lean_linear
 from maskrcnn_benchmark.modeling import registry
 from maskrcnn_benchmark.modeling.backbone.resnet import ResNetHead, StageSpec
-from maskrcnn_benchmark.modeling.make_layers import group_norm, make_fc
+from maskrcnn_benchmark.modeling.make_layers import GroupNormSettings, group_norm, make_fc
 from maskrcnn_benchmark.modeling.poolers import make_pooler
+from maskrcnn_benchmark.modeling.utils import registered
+
+
+def pooled_size(pooler, in_channels):
+    """Number of values per RoI that ``pooler`` produces on ``in_channels`` maps."""
+    height, width = pooler.output_size
+    return in_channels * height * width
 
 
 @registry.ROI_BOX_FEATURE_EXTRACTORS.register("ResNet50Conv5ROIFeatureExtractor")
 class ResNet50Conv5ROIFeatureExtractor(nn.Module):
     """C4 detectors: RoIs pooled from res4 run through the res5 stage (stride 2)."""
 
-    def __init__(self, config, in_channels, head_name="ROI_BOX_HEAD"):
+    @configurable
+    def __init__(self, pooler, head):
         super(ResNet50Conv5ROIFeatureExtractor, self).__init__()
-        self.pooler = make_pooler(config, head_name)
-        resnets = config.MODEL.RESNETS
-        self.head = ResNetHead(
-            block_module=resnets.TRANS_FUNC,
-            stages=(StageSpec(index=4, block_count=3, return_features=False),),
-            num_groups=resnets.NUM_GROUPS,
-            width_per_group=resnets.WIDTH_PER_GROUP,
-            stride_in_1x1=resnets.STRIDE_IN_1X1,
-            stride_init=None,
-            res2_out_channels=resnets.RES2_OUT_CHANNELS,
-            dilation=resnets.RES5_DILATION,
-        )
-        self.out_channels = self.head.out_channels
+        self.pooler = pooler
+        self.head = head
+        self.out_channels = head.out_channels
+
+    @classmethod
+    def from_config(cls, cfg, in_channels, head_name="ROI_BOX_HEAD"):
+        resnets = cfg.MODEL.RESNETS
+        return {
+            "pooler": make_pooler(cfg, head_name),
+            "head": ResNetHead(
+                block_module=resnets.TRANS_FUNC,
+                stages=(StageSpec(index=4, block_count=3, return_features=False),),
+                num_groups=resnets.NUM_GROUPS,
+                width_per_group=resnets.WIDTH_PER_GROUP,
+                stride_in_1x1=resnets.STRIDE_IN_1X1,
+                stride_init=None,
+                res2_out_channels=resnets.RES2_OUT_CHANNELS,
+                dilation=resnets.RES5_DILATION,
+                gn=GroupNormSettings.from_config(cfg),
+            ),
+        }
 
     def forward(self, x, proposals):
         return self.head(self.pooler(x, proposals))
@@ -46,14 +66,24 @@ def _fc_releasing_input(fc, x):
 class FPN2MLPFeatureExtractor(nn.Module):
     """FPN detectors: RoIs pooled on their level, then two fully connected layers (fc6, fc7)."""
 
-    def __init__(self, cfg, in_channels):
+    @configurable
+    def __init__(self, pooler, in_channels, representation_size, use_gn=False, norm_config=None):
         super(FPN2MLPFeatureExtractor, self).__init__()
+        self.pooler = pooler
+        self.fc6 = make_fc(pooled_size(pooler, in_channels), representation_size, use_gn, config=norm_config)
+        self.fc7 = make_fc(representation_size, representation_size, use_gn, config=norm_config)
+        self.out_channels = representation_size
+
+    @classmethod
+    def from_config(cls, cfg, in_channels):
         head = cfg.MODEL.ROI_BOX_HEAD
-        self.pooler = make_pooler(cfg, "ROI_BOX_HEAD")
-        input_size = in_channels * head.POOLER_RESOLUTION ** 2
-        self.fc6 = make_fc(input_size, head.MLP_HEAD_DIM, head.USE_GN, config=cfg)
-        self.fc7 = make_fc(head.MLP_HEAD_DIM, head.MLP_HEAD_DIM, head.USE_GN, config=cfg)
-        self.out_channels = head.MLP_HEAD_DIM
+        return {
+            "pooler": make_pooler(cfg, "ROI_BOX_HEAD"),
+            "in_channels": in_channels,
+            "representation_size": head.MLP_HEAD_DIM,
+            "use_gn": head.USE_GN,
+            "norm_config": cfg,
+        }
 
     def forward(self, x, proposals):
         x = self.pooler(x, proposals).flatten(start_dim=1)
@@ -65,35 +95,43 @@ class FPN2MLPFeatureExtractor(nn.Module):
 
 @registry.ROI_BOX_FEATURE_EXTRACTORS.register("FPNXconv1fcFeatureExtractor")
 class FPNXconv1fcFeatureExtractor(nn.Module):
-    """FPN detectors: RoIs pooled, ``NUM_STACKED_CONVS`` 3x3 convs (+ GN), then one FC."""
+    """FPN detectors: RoIs pooled, ``num_stacked_convs`` 3x3 convs (+ GN), then one FC."""
 
-    def __init__(self, cfg, in_channels):
+    @configurable
+    def __init__(self, pooler, in_channels, conv_head_dim, num_stacked_convs, representation_size, dilation=1,
+                 use_gn=False, norm_config=None):
         super(FPNXconv1fcFeatureExtractor, self).__init__()
-        head = cfg.MODEL.ROI_BOX_HEAD
-        self.pooler = make_pooler(cfg, "ROI_BOX_HEAD")
+        self.pooler = pooler
         layers = []
         channels = in_channels
-        for _ in range(head.NUM_STACKED_CONVS):
-            conv = nn.Conv2d(
-                channels,
-                head.CONV_HEAD_DIM,
-                kernel_size=3,
-                stride=1,
-                padding=head.DILATION,
-                dilation=head.DILATION,
-                bias=not head.USE_GN,
-            )
+        for _ in range(num_stacked_convs):
+            conv = nn.Conv2d(channels, conv_head_dim, kernel_size=3, stride=1, padding=dilation, dilation=dilation,
+                             bias=not use_gn)
             nn.init.normal_(conv.weight, std=0.01)
             if conv.bias is not None:
                 nn.init.constant_(conv.bias, 0)
             layers.append(conv)
-            if head.USE_GN:
-                layers.append(group_norm(head.CONV_HEAD_DIM, config=cfg))
+            if use_gn:
+                layers.append(group_norm(conv_head_dim, config=norm_config))
             layers.append(nn.ReLU(inplace=True))
-            channels = head.CONV_HEAD_DIM
+            channels = conv_head_dim
         self.xconvs = nn.Sequential(*layers)
-        self.fc6 = make_fc(channels * head.POOLER_RESOLUTION ** 2, head.MLP_HEAD_DIM, use_gn=False)
-        self.out_channels = head.MLP_HEAD_DIM
+        self.fc6 = make_fc(pooled_size(pooler, channels), representation_size, use_gn=False)
+        self.out_channels = representation_size
+
+    @classmethod
+    def from_config(cls, cfg, in_channels):
+        head = cfg.MODEL.ROI_BOX_HEAD
+        return {
+            "pooler": make_pooler(cfg, "ROI_BOX_HEAD"),
+            "in_channels": in_channels,
+            "conv_head_dim": head.CONV_HEAD_DIM,
+            "num_stacked_convs": head.NUM_STACKED_CONVS,
+            "representation_size": head.MLP_HEAD_DIM,
+            "dilation": head.DILATION,
+            "use_gn": head.USE_GN,
+            "norm_config": cfg,
+        }
 
     def forward(self, x, proposals):
         x = self.xconvs(self.pooler(x, proposals))
@@ -102,10 +140,5 @@ class FPNXconv1fcFeatureExtractor(nn.Module):
 
 def make_roi_box_feature_extractor(cfg, in_channels):
     name = cfg.MODEL.ROI_BOX_HEAD.FEATURE_EXTRACTOR
-    if name not in registry.ROI_BOX_FEATURE_EXTRACTORS:
-        raise KeyError(
-            "MODEL.ROI_BOX_HEAD.FEATURE_EXTRACTOR: unknown {!r}; registered: {}".format(
-                name, sorted(registry.ROI_BOX_FEATURE_EXTRACTORS.keys())
-            )
-        )
-    return registry.ROI_BOX_FEATURE_EXTRACTORS[name](cfg, in_channels)
+    extractor = registered(registry.ROI_BOX_FEATURE_EXTRACTORS, name, "MODEL.ROI_BOX_HEAD.FEATURE_EXTRACTOR")
+    return extractor(cfg, in_channels)

@@ -1,61 +1,57 @@
 """Class scores and per-class box regressions from the per-RoI features."""
 from torch import nn
 
+from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.modeling import registry
+from maskrcnn_benchmark.modeling.utils import registered
 
 
-def _num_bbox_reg_classes(cfg):
-    # Class-agnostic regression keeps one background and one shared foreground set of deltas.
-    return 2 if cfg.MODEL.CLS_AGNOSTIC_BBOX_REG else cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES
+class _BoxPredictor(nn.Module):
+    """Linear class scores (``num_classes``, background included) and box regressions (4 per
+    class, or 4 for background and 4 shared by every foreground class when class-agnostic)."""
 
+    @configurable
+    def __init__(self, in_channels, num_classes, cls_agnostic_bbox_reg=False):
+        super(_BoxPredictor, self).__init__()
+        num_bbox_reg_classes = 2 if cls_agnostic_bbox_reg else num_classes
+        self.cls_score = nn.Linear(in_channels, num_classes)
+        self.bbox_pred = nn.Linear(in_channels, num_bbox_reg_classes * 4)
+        nn.init.normal_(self.cls_score.weight, std=0.01)
+        nn.init.normal_(self.bbox_pred.weight, std=0.001)
+        nn.init.constant_(self.cls_score.bias, 0)
+        nn.init.constant_(self.bbox_pred.bias, 0)
 
-def _init_predictions(cls_score, bbox_pred):
-    nn.init.normal_(cls_score.weight, std=0.01)
-    nn.init.normal_(bbox_pred.weight, std=0.001)
-    nn.init.constant_(cls_score.bias, 0)
-    nn.init.constant_(bbox_pred.bias, 0)
+    @classmethod
+    def from_config(cls, cfg, in_channels):
+        return {
+            "in_channels": in_channels,
+            "num_classes": cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES,
+            "cls_agnostic_bbox_reg": cfg.MODEL.CLS_AGNOSTIC_BBOX_REG,
+        }
+
+    def forward(self, x):
+        x = x.flatten(start_dim=1)
+        return self.cls_score(x), self.bbox_pred(x)
 
 
 @registry.ROI_BOX_PREDICTOR.register("FastRCNNPredictor")
-class FastRCNNPredictor(nn.Module):
+class FastRCNNPredictor(_BoxPredictor):
     """C4: global average pooling of the res5 map, then linear scores and regressions."""
 
-    def __init__(self, config, in_channels):
-        super(FastRCNNPredictor, self).__init__()
-        num_classes = config.MODEL.ROI_BOX_HEAD.NUM_CLASSES
+    @configurable
+    def __init__(self, in_channels, num_classes, cls_agnostic_bbox_reg=False):
+        super(FastRCNNPredictor, self).__init__(in_channels, num_classes, cls_agnostic_bbox_reg)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.cls_score = nn.Linear(in_channels, num_classes)
-        self.bbox_pred = nn.Linear(in_channels, _num_bbox_reg_classes(config) * 4)
-        _init_predictions(self.cls_score, self.bbox_pred)
 
     def forward(self, x):
-        x = self.avgpool(x).flatten(start_dim=1)
-        return self.cls_score(x), self.bbox_pred(x)
+        return super(FastRCNNPredictor, self).forward(self.avgpool(x))
 
 
 @registry.ROI_BOX_PREDICTOR.register("FPNPredictor")
-class FPNPredictor(nn.Module):
+class FPNPredictor(_BoxPredictor):
     """FPN: linear scores and regressions on the MLP features."""
-
-    def __init__(self, cfg, in_channels):
-        super(FPNPredictor, self).__init__()
-        num_classes = cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES
-        self.cls_score = nn.Linear(in_channels, num_classes)
-        self.bbox_pred = nn.Linear(in_channels, _num_bbox_reg_classes(cfg) * 4)
-        _init_predictions(self.cls_score, self.bbox_pred)
-
-    def forward(self, x):
-        if x.ndim == 4:
-            x = x.flatten(start_dim=1)
-        return self.cls_score(x), self.bbox_pred(x)
 
 
 def make_roi_box_predictor(cfg, in_channels):
     name = cfg.MODEL.ROI_BOX_HEAD.PREDICTOR
-    if name not in registry.ROI_BOX_PREDICTOR:
-        raise KeyError(
-            "MODEL.ROI_BOX_HEAD.PREDICTOR: unknown {!r}; registered: {}".format(
-                name, sorted(registry.ROI_BOX_PREDICTOR.keys())
-            )
-        )
-    return registry.ROI_BOX_PREDICTOR[name](cfg, in_channels)
+    return registered(registry.ROI_BOX_PREDICTOR, name, "MODEL.ROI_BOX_HEAD.PREDICTOR")(cfg, in_channels)

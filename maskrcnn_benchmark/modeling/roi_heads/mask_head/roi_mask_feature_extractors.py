@@ -2,12 +2,14 @@
 from torch import nn
 from torch.nn import functional as F
 
+from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.modeling import registry
 from maskrcnn_benchmark.modeling.make_layers import make_conv3x3
 from maskrcnn_benchmark.modeling.poolers import make_pooler
 from maskrcnn_benchmark.modeling.roi_heads.box_head.roi_box_feature_extractors import (
     ResNet50Conv5ROIFeatureExtractor,
 )
+from maskrcnn_benchmark.modeling.utils import registered
 
 
 @registry.ROI_MASK_FEATURE_EXTRACTORS.register("ResNet50Conv5ROIFeatureExtractor")
@@ -18,23 +20,35 @@ def _resnet_conv5_mask_extractor(cfg, in_channels):
 
 @registry.ROI_MASK_FEATURE_EXTRACTORS.register("MaskRCNNFPNFeatureExtractor")
 class MaskRCNNFPNFeatureExtractor(nn.Module):
-    """RoIs pooled on their FPN level, then ``CONV_LAYERS`` 3x3 convs + ReLU (named mask_fcn1..)."""
+    """RoIs pooled on their FPN level, then one 3x3 conv + ReLU per entry of ``conv_layers``
+    (its output channels), named mask_fcn1, mask_fcn2, ..."""
 
-    def __init__(self, cfg, in_channels):
+    @configurable
+    def __init__(self, pooler, in_channels, conv_layers, dilation=1, use_gn=False, norm_config=None):
         super(MaskRCNNFPNFeatureExtractor, self).__init__()
-        head = cfg.MODEL.ROI_MASK_HEAD
-        self.pooler = make_pooler(cfg, "ROI_MASK_HEAD")
+        self.pooler = pooler
         self.blocks = []
         channels = in_channels
-        for index, layer_channels in enumerate(head.CONV_LAYERS, 1):
+        for index, layer_channels in enumerate(conv_layers, 1):
             name = "mask_fcn{}".format(index)
-            conv = make_conv3x3(
-                channels, layer_channels, dilation=head.DILATION, stride=1, use_gn=head.USE_GN, config=cfg
-            )
+            conv = make_conv3x3(channels, layer_channels, dilation=dilation, stride=1, use_gn=use_gn,
+                                config=norm_config)
             self.add_module(name, conv)
             self.blocks.append(name)
             channels = layer_channels
         self.out_channels = channels
+
+    @classmethod
+    def from_config(cls, cfg, in_channels):
+        head = cfg.MODEL.ROI_MASK_HEAD
+        return {
+            "pooler": make_pooler(cfg, "ROI_MASK_HEAD"),
+            "in_channels": in_channels,
+            "conv_layers": tuple(head.CONV_LAYERS),
+            "dilation": head.DILATION,
+            "use_gn": head.USE_GN,
+            "norm_config": cfg,
+        }
 
     def forward(self, x, proposals):
         x = self.pooler(x, proposals)
@@ -45,10 +59,5 @@ class MaskRCNNFPNFeatureExtractor(nn.Module):
 
 def make_roi_mask_feature_extractor(cfg, in_channels):
     name = cfg.MODEL.ROI_MASK_HEAD.FEATURE_EXTRACTOR
-    if name not in registry.ROI_MASK_FEATURE_EXTRACTORS:
-        raise KeyError(
-            "MODEL.ROI_MASK_HEAD.FEATURE_EXTRACTOR: unknown {!r}; registered: {}".format(
-                name, sorted(registry.ROI_MASK_FEATURE_EXTRACTORS.keys())
-            )
-        )
-    return registry.ROI_MASK_FEATURE_EXTRACTORS[name](cfg, in_channels)
+    extractor = registered(registry.ROI_MASK_FEATURE_EXTRACTORS, name, "MODEL.ROI_MASK_HEAD.FEATURE_EXTRACTOR")
+    return extractor(cfg, in_channels)
