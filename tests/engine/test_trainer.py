@@ -266,13 +266,8 @@ def test_a_changed_schedule_applies_from_the_resumed_iteration(tmp_path):
 def test_an_error_before_training_is_not_masked_by_the_hooks_cleaning_up(tmp_path):
     """The bias counting fails (no foreground): that error surfaces, not a hook's after_train."""
     class NoForeground(ToyDetector):
-        def count_samples(self, targets, image_sizes):
-            return torch.tensor([16.0 * len(targets), 0.0])
-
-        def set_bias_from_counts(self, counts):
-            from maskrcnn_benchmark.modeling.sampling_free import sigmoid_prior_from_counts
-
-            return {"pi": sigmoid_prior_from_counts(counts)}
+        def labels_for_counting(self, target, image_size):
+            return torch.zeros(16, dtype=torch.int64)
 
     cfg = toy_cfg(tmp_path, 2, 0, "MODEL.SAMPLING_FREE.ONE_STAGE.BIAS_INIT", "optimal")
     with pytest.raises(ValueError, match="gave no foreground"):

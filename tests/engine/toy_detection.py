@@ -13,6 +13,8 @@ from maskrcnn_benchmark.config import cfg as global_cfg
 from maskrcnn_benchmark.data.collate_batch import BatchCollator
 from maskrcnn_benchmark.data.samplers import DistributedSampler, IterationBasedBatchSampler
 from maskrcnn_benchmark.engine.trainer import do_train
+from maskrcnn_benchmark.modeling.sampling_free.head import SamplingFreeHead
+from maskrcnn_benchmark.modeling.sampling_free.settings import StageSettings
 from maskrcnn_benchmark.solver import make_lr_scheduler, make_optimizer
 from maskrcnn_benchmark.structures.bounding_box import BoxList
 from maskrcnn_benchmark.utils.checkpoint import Checkpointer
@@ -54,19 +56,17 @@ class _InfiniteGradient(torch.autograd.Function):
         return grad * math.inf
 
 
-class ToyDetector(nn.Module):
+class ToyDetector(SamplingFreeHead):
     """Regresses the one box per image. Faults on chosen forward calls: ``nan_at_call`` makes the
     loss NaN, ``inf_grad_at_call`` keeps it finite but makes its gradient infinite,
     ``stop_at_call`` raises KeyboardInterrupt (a killed process).
 
-    With ``sampling_free`` it is also a Sampling-Free head named "toy" (stage ONE_STAGE): it counts
-    samples (16 per image, one foreground each), sets its score bias from the counts and exposes
-    its classification layer."""
-
-    sampling_free_name = "toy"
+    It is also a Sampling-Free head named "toy" (its score layer is the classification layer; 16
+    samples per image, one foreground per box); with ``sampling_free`` it asks for the optimal bias."""
 
     def __init__(self, nan_at_call=None, stop_at_call=None, inf_grad_at_call=None, sampling_free=False):
-        super().__init__()
+        settings = StageSettings("ONE_STAGE", "all", "ce", bias_init="optimal" if sampling_free else "default")
+        super().__init__("toy", settings, "sigmoid", 1)
         self.features = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten())
         self.dropout = nn.Dropout(0.2)  # consumes torch's RNG during training
         self.box = nn.Linear(64, 4)
@@ -75,17 +75,11 @@ class ToyDetector(nn.Module):
         self.nan_at_call = nan_at_call
         self.stop_at_call = stop_at_call
         self.inf_grad_at_call = inf_grad_at_call
-        if sampling_free:
-            self.sampling_free_stage = "ONE_STAGE"
 
-    def count_samples(self, targets, image_sizes):
-        return torch.tensor([16.0 * len(targets), float(sum(len(t) for t in targets))])
-
-    def set_bias_from_counts(self, counts):
-        pi = float(counts[1] / counts[0])
-        with torch.no_grad():
-            self.score.bias.fill_(math.log(pi / (1 - pi)))
-        return {"pi": pi, "bias": float(self.score.bias.detach())}
+    def labels_for_counting(self, target, image_size):
+        labels = torch.zeros(16, dtype=torch.int64)
+        labels[: len(target)] = 1
+        return labels
 
     def classification_layer(self):
         return self.score
