@@ -150,7 +150,8 @@ def _expand_braces(pattern):
 
 def _documented_yaml_mentions():
     """(markdown file, mentioned path) for every ``*.yaml`` a markdown file of the repository
-    names; placeholders written with "..." are prose, not files."""
+    names; placeholders written with "..." and the user's own files of the examples (``my_*.yaml``)
+    are prose, not files of the repository."""
     markdown = glob.glob(os.path.join(ROOT, "*.md")) + glob.glob(os.path.join(ROOT, "docs", "*.md"))
     markdown += glob.glob(os.path.join(ROOT, "benchmarks", "*.md"))
     markdown += glob.glob(os.path.join(ROOT, "configs", "**", "*.md"), recursive=True)
@@ -158,7 +159,7 @@ def _documented_yaml_mentions():
         with open(path) as handle:
             text = handle.read()
         for mention in sorted(set(re.findall(r"[\w./{},*-]+\.yaml", text))):
-            if "..." not in mention:
+            if "..." not in mention and not os.path.basename(mention).startswith("my_"):
                 yield path, mention
 
 
