@@ -108,6 +108,18 @@ def overfit_shapes(cfg, model, dataset, iterations, warmup_iters):
     return losses, bias_reports
 
 
+def overfit_and_measure_ap(cfg, build_model, data_dir, num_images, iterations, warmup_iters, max_prior):
+    """``build_model(cfg)`` (seed 0) overfits ``num_images`` shapes images (``overfit_shapes``);
+    every optimal bias it sets must be a prior in (0, ``max_prior``). Returns (box AP on those
+    images, the last losses)."""
+    torch.manual_seed(0)
+    dataset = shapes_dataset(cfg, data_dir, num_images)
+    model = build_model(cfg)
+    losses, bias_reports = overfit_shapes(cfg, model, dataset, iterations, warmup_iters)
+    assert all(0 < report["pi"] < max_prior for report in bias_reports)
+    return coco_ap(model, dataset), losses
+
+
 def coco_ap(model, dataset, iou_type="bbox", num_images=None):
     """COCO AP (IoU 0.5:0.95, pycocotools) of ``model`` on the first ``num_images`` images of
     ``dataset`` (all by default); predictions are brought back to the original image size, masks

@@ -10,7 +10,7 @@ from maskrcnn_benchmark.modeling.backbone.deform_conv import DFConv2d
 from maskrcnn_benchmark.modeling.detector import build_detection_model
 from maskrcnn_benchmark.modeling.rpn.atss import ATSSModule
 from maskrcnn_benchmark.modeling.rpn.paa import PAAModule
-from maskrcnn_benchmark.modeling.rpn.paa.inference import PAAPostProcessor, score_voting
+from maskrcnn_benchmark.modeling.rpn.paa.inference import score_voting
 from maskrcnn_benchmark.structures.bounding_box import BoxList
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,7 +51,8 @@ def test_config_builds_its_detector(path):
     if cfg.MODEL.SAMPLING_FREE.ONE_STAGE.CLS_LOSS == "ce":
         assert head_cfg.INFERENCE_TH < 0.05  # calibrated CE scores need a lower threshold
     if is_paa:
-        assert isinstance(module.box_selector_test, PAAPostProcessor)
+        voting = module.box_selector_test.refine is score_voting
+        assert voting == head_cfg.INFERENCE_SCORE_VOTING
 
 
 def test_dcn_tower_runs_and_starts_on_the_regular_grid():

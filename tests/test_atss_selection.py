@@ -1,10 +1,9 @@
-"""ATSS adaptive training sample selection and the overlap losses, on hand-built anchors."""
+"""ATSS adaptive training sample selection and its centre-ness targets, on hand-built anchors."""
 import pytest
 import torch
-from torchvision.ops import box_iou, generalized_box_iou
+from torchvision.ops import box_iou
 
-from maskrcnn_benchmark.modeling.rpn.atss.box_overlap import aligned_iou_and_giou, box_overlap_loss
-from maskrcnn_benchmark.modeling.rpn.atss.selection import centerness_targets, select_atss_positives
+from maskrcnn_benchmark.modeling.rpn.atss.selection import anchor_centerness, select_atss_positives
 
 from helpers import square_grid
 
@@ -13,15 +12,23 @@ def grid_index(row, col, num_cells=5):
     return row * num_cells + col
 
 
-def test_one_box_only_the_central_anchor_passes_mean_plus_std():
-    # 5x5 anchors of size 20, centres 5..45. Box centre (25, 25): the 9 nearest anchors are the
-    # centre (IoU 400/676 = 0.592), 4 edge neighbours (260/816 = 0.319) and 4 corners
-    # (169/907 = 0.186); mean 0.290 + std 0.131 = 0.421, so only the centre anchor passes.
-    anchors = square_grid(5, 10, 20)
-    gt = torch.tensor([[12.0, 12.0, 38.0, 38.0]])
-    matched = select_atss_positives([anchors], gt, topk=9)
+# 5x5 anchors of size 20, centres 5..45 (square_grid(5, 10, 20)).
+SINGLE_POSITIVE_CASES = [
+    # Box centre (25, 25): the 9 nearest anchors are the centre (IoU 400/676 = 0.592), 4 edge
+    # neighbours (260/816 = 0.319) and 4 corners (169/907 = 0.186); mean 0.290 + std 0.131 = 0.421,
+    # so only the centre anchor passes.
+    ([[12.0, 12.0, 38.0, 38.0]], 0),
+    # Both boxes select the centre anchor; its IoU is 0.592 with box 0 and 400/484 = 0.826 with
+    # box 1 (box 1's threshold is 0.310 + 0.212 = 0.521, so its edge anchors at 0.331 fail).
+    ([[12.0, 12.0, 38.0, 38.0], [14.0, 14.0, 36.0, 36.0]], 1),
+]
+
+
+@pytest.mark.parametrize("boxes,owner", SINGLE_POSITIVE_CASES)
+def test_only_the_central_anchor_passes_mean_plus_std(boxes, owner):
+    matched = select_atss_positives([square_grid(5, 10, 20)], torch.tensor(boxes), topk=9)
     expected = torch.full((25,), -1)
-    expected[grid_index(2, 2)] = 0
+    expected[grid_index(2, 2)] = owner
     assert torch.equal(matched, expected)
 
 
@@ -32,17 +39,6 @@ def test_box_larger_than_anchors_takes_all_nine_candidates():
     matched = select_atss_positives([anchors], gt, topk=9)
     positives = set((matched == 0).nonzero().flatten().tolist())
     assert positives == {grid_index(r, c) for r in (1, 2, 3) for c in (1, 2, 3)}
-
-
-def test_anchor_claimed_by_two_boxes_goes_to_the_higher_iou():
-    # Both boxes select the centre anchor; its IoU is 0.592 with box 0 and 400/484 = 0.826 with
-    # box 1 (box 1's threshold is 0.310 + 0.212 = 0.521, so its edge anchors at 0.331 fail).
-    anchors = square_grid(5, 10, 20)
-    gt = torch.tensor([[12.0, 12.0, 38.0, 38.0], [14.0, 14.0, 36.0, 36.0]])
-    matched = select_atss_positives([anchors], gt, topk=9)
-    expected = torch.full((25,), -1)
-    expected[grid_index(2, 2)] = 1
-    assert torch.equal(matched, expected)
 
 
 def test_candidates_whose_centre_is_outside_the_box_are_rejected():
@@ -113,22 +109,4 @@ def test_centerness_targets_by_hand():
     gt = torch.tensor([[0.0, 0.0, 40.0, 20.0], [0.0, 0.0, 40.0, 20.0]])
     # (10,10): l=10 r=30 t=10 b=10 -> sqrt(1/3); (20,10): l=r, t=b -> 1.
     expected = torch.tensor([(1 / 3) ** 0.5, 1.0])
-    assert torch.allclose(centerness_targets(anchors, gt), expected)
-
-
-def test_aligned_iou_and_giou_agree_with_torchvision():
-    generator = torch.Generator().manual_seed(0)
-    a_tl = torch.rand(50, 2, generator=generator) * 50
-    b_tl = torch.rand(50, 2, generator=generator) * 50
-    a = torch.cat([a_tl, a_tl + torch.rand(50, 2, generator=generator) * 40 + 1], 1)
-    b = torch.cat([b_tl, b_tl + torch.rand(50, 2, generator=generator) * 40 + 1], 1)
-    iou, giou = aligned_iou_and_giou(a, b)
-    assert torch.allclose(iou, box_iou(a, b).diagonal(), atol=1e-6)
-    assert torch.allclose(giou, generalized_box_iou(a, b).diagonal(), atol=1e-6)
-    assert torch.allclose(box_overlap_loss(a, b, "giou"), 1 - giou)
-    assert torch.allclose(box_overlap_loss(a, b, "iou"), -torch.log(iou.clamp(min=1e-6)))
-
-
-def test_unknown_overlap_loss_is_named():
-    with pytest.raises(ValueError, match="REG_LOSS_TYPE"):
-        box_overlap_loss(torch.zeros(1, 4), torch.zeros(1, 4), "l1")
+    assert torch.allclose(anchor_centerness(anchors, gt), expected)

@@ -11,7 +11,7 @@ import torch
 
 from maskrcnn_benchmark.modeling.detector import build_detection_model
 
-from helpers import coco_ap, overfit_shapes, shapes_cfg, shapes_dataset
+from helpers import overfit_and_measure_ap, shapes_cfg
 
 NUM_IMAGES = 8
 WARMUP_ITERS = 30
@@ -25,20 +25,12 @@ CASES = [
 ]
 
 
-def overfit(cfg, iterations, data_dir):
-    torch.manual_seed(0)
-    dataset = shapes_dataset(cfg, data_dir, NUM_IMAGES)
-    model = build_detection_model(cfg)
-    losses, bias_reports = overfit_shapes(cfg, model, dataset, iterations, WARMUP_ITERS)
-    assert all(0 < report["pi"] < 0.05 for report in bias_reports)
-    return coco_ap(model, dataset), losses
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name,iterations,ap_floor", CASES)
 def test_overfit_shapes(name, iterations, ap_floor, tmp_path):
     torch.set_num_threads(1)
-    ap, losses = overfit(shapes_cfg(name), iterations, tmp_path / "shapes")
+    ap, losses = overfit_and_measure_ap(shapes_cfg(name), build_detection_model, tmp_path / "shapes", NUM_IMAGES,
+                                        iterations, WARMUP_ITERS, max_prior=0.05)
     print(f"{name}: AP {ap:.3f} after {iterations} iterations; last losses "
           f"{ {k: round(float(v), 4) for k, v in losses.items()} }")
     assert ap >= ap_floor

@@ -5,6 +5,7 @@ from torch import nn
 
 from maskrcnn_benchmark.config import cfg as global_cfg
 from maskrcnn_benchmark.modeling.make_layers import (
+    GroupNormSettings,
     conv_with_kaiming_uniform,
     get_group_gn,
     group_norm,
@@ -23,13 +24,17 @@ def test_group_count_from_either_setting():
         get_group_gn(256, 16, 32)
 
 
-def test_group_norm_follows_the_global_config(monkeypatch):
+def test_group_norm_follows_the_settings_it_is_given(monkeypatch):
     norm = group_norm(64)
-    assert isinstance(norm, nn.GroupNorm) and norm.num_groups == 32 and norm.eps == global_cfg.MODEL.GROUP_NORM.EPSILON
+    assert isinstance(norm, nn.GroupNorm) and norm.num_groups == 32 and norm.eps == 1e-5
     assert group_norm(64, divisor=2).num_groups == 16
-    monkeypatch.setitem(global_cfg.MODEL.GROUP_NORM, "NUM_GROUPS", -1)
-    monkeypatch.setitem(global_cfg.MODEL.GROUP_NORM, "DIM_PER_GP", 8)
-    assert group_norm(64).num_groups == 8
+    assert group_norm(64, gn=GroupNormSettings(dim_per_gp=8, num_groups=-1)).num_groups == 8
+    # the global config is never read: only the config (or settings) passed in counts
+    monkeypatch.setitem(global_cfg.MODEL.GROUP_NORM, "NUM_GROUPS", 4)
+    assert group_norm(64).num_groups == 32
+    local = global_cfg.clone()
+    local.MODEL.GROUP_NORM.NUM_GROUPS = 16
+    assert group_norm(64, config=local).num_groups == 16
 
 
 def test_conv_and_fc_builders_shapes_and_init():

@@ -1,7 +1,9 @@
-"""The config accepts every maskrcnn-benchmark key and every yaml we ship, and names bad keys."""
+"""The config accepts every maskrcnn-benchmark key, names bad keys, and the shipped yaml files
+cover every detector family and are the ones the READMEs name."""
 import ast
 import glob
 import os
+import re
 
 import pytest
 
@@ -85,17 +87,96 @@ def test_maskrcnn_benchmark_style_yaml_merges(tmp_path):
 
 
 CONFIG_FILES = sorted(glob.glob(os.path.join(ROOT, "configs", "**", "*.yaml"), recursive=True))
+# (Every shipped yaml merging and building is tests/test_all_configs_build.py's job.)
+FAMILIES = ("retinanet", "fcos", "atss", "paa", "faster_rcnn", "mask_rcnn")
+DATASET_KINDS = ("coco", "voc", "shapes")
 
 
-@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: os.path.relpath(p, ROOT))
-def test_every_shipped_yaml_merges(path):
-    merged = cfg.clone()
-    merged.merge_from_file(path)
-    merged.freeze()
+def _family(merged):
+    if merged.MODEL.RETINANET_ON:
+        return "retinanet"
+    for family in ("fcos", "atss", "paa"):
+        if merged.MODEL[family.upper() + "_ON"]:
+            return family
+    return "mask_rcnn" if merged.MODEL.MASK_ON else "faster_rcnn"
 
 
-def test_configs_exist():
-    assert CONFIG_FILES, "configs/ holds no yaml file"
+def _dataset_kind(merged):
+    kinds = {name.split("_")[0] for name in merged.DATASETS.TRAIN}
+    assert len(kinds) == 1, f"mixed training sets {merged.DATASETS.TRAIN}"
+    return kinds.pop()
+
+
+def _is_sampling_free(merged):
+    """Every part of the mechanism on, for the stages the detector has (paper Sec. IV)."""
+    stages = ("ONE_STAGE",) if _family(merged) in ("retinanet", "fcos", "atss", "paa") else ("RPN", "ROI")
+    for stage in stages:
+        node = merged.MODEL.SAMPLING_FREE[stage]
+        no_sampling = node.CLS_LOSS == "ce" if stage == "ONE_STAGE" else not node.SAMPLER
+        if not (no_sampling and node.BIAS_INIT == "optimal" and node.GUIDED == "guided"):
+            return False
+    return True
+
+
+def test_every_family_has_baseline_and_sampling_free_configs_for_each_dataset():
+    found = set()
+    for path in CONFIG_FILES:
+        merged = cfg.clone()
+        merged.merge_from_file(path)
+        found.add((_family(merged), _dataset_kind(merged), _is_sampling_free(merged)))
+    expected = {
+        (family, kind, sampling_free)
+        for family in FAMILIES
+        for kind in DATASET_KINDS
+        for sampling_free in (False, True)
+        if not (family == "mask_rcnn" and kind == "voc")  # VOC has no instance masks
+    }
+    assert expected - found == set()
+
+
+def _expand_braces(pattern):
+    """``a_{x,y}.yaml`` -> ``a_x.yaml``, ``a_y.yaml`` (as the shell would)."""
+    match = re.search(r"\{([^{}]*)\}", pattern)
+    if not match:
+        return [pattern]
+    return [
+        expanded
+        for option in match.group(1).split(",")
+        for expanded in _expand_braces(pattern[: match.start()] + option + pattern[match.end():])
+    ]
+
+
+def _documented_yaml_mentions():
+    """(markdown file, mentioned path) for every ``*.yaml`` a markdown file of the repository
+    names; placeholders written with "..." are prose, not files."""
+    markdown = glob.glob(os.path.join(ROOT, "*.md")) + glob.glob(os.path.join(ROOT, "docs", "*.md"))
+    markdown += glob.glob(os.path.join(ROOT, "benchmarks", "*.md"))
+    markdown += glob.glob(os.path.join(ROOT, "configs", "**", "*.md"), recursive=True)
+    for path in sorted(markdown):
+        with open(path) as handle:
+            text = handle.read()
+        for mention in sorted(set(re.findall(r"[\w./{},*-]+\.yaml", text))):
+            if "..." not in mention:
+                yield path, mention
+
+
+def _resolves(readme, mention):
+    candidates = [os.path.join(os.path.dirname(readme), mention), os.path.join(ROOT, mention)]
+    if "/" not in mention:  # a bare file name: anywhere under configs/
+        candidates.append(os.path.join(ROOT, "configs", "**", mention))
+    return any(glob.glob(candidate, recursive=True) for candidate in candidates)
+
+
+def test_every_yaml_a_readme_mentions_exists():
+    mentions = list(_documented_yaml_mentions())
+    assert len(mentions) > 20  # the README tables are read
+    missing = [
+        f"{os.path.relpath(readme, ROOT)}: {name}"
+        for readme, mention in mentions
+        for name in _expand_braces(mention)
+        if not _resolves(readme, name)
+    ]
+    assert missing == []
 
 
 def test_base_file_is_merged_first_and_overridden(tmp_path):

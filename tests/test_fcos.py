@@ -1,5 +1,5 @@
 """FCOS: points per level, point assignment (size ranges, ambiguity, center sampling), IoU /
-centerness / classification losses against direct formulas, inference and the Sampling-Free hooks."""
+centerness / classification losses against direct formulas, inference and the optimal-bias counting."""
 import math
 
 import pytest
@@ -7,16 +7,12 @@ import torch
 from torchvision.ops import box_iou, generalized_box_iou, sigmoid_focal_loss
 
 from maskrcnn_benchmark.config import cfg as default_cfg
+from maskrcnn_benchmark.modeling.dense_heads.box_losses import box_overlap_loss, boxes_around_origin
+from maskrcnn_benchmark.modeling.dense_heads.centerness import centerness_targets
+from maskrcnn_benchmark.modeling.dense_heads.points import locations_for_level, locations_for_sizes
 from maskrcnn_benchmark.modeling.rpn.fcos.fcos import build_fcos
-from maskrcnn_benchmark.modeling.rpn.fcos.inference import FCOSPostProcessor
-from maskrcnn_benchmark.modeling.rpn.fcos.locations import locations_for_level, locations_for_sizes
-from maskrcnn_benchmark.modeling.rpn.fcos.loss import (
-    SIZE_BOUNDS,
-    assign_points_to_boxes,
-    centerness_targets,
-    iou_loss,
-)
-from maskrcnn_benchmark.structures.image_list import ImageList
+from maskrcnn_benchmark.modeling.rpn.fcos.inference import fcos_postprocessor
+from maskrcnn_benchmark.modeling.rpn.fcos.loss import SIZE_BOUNDS, assign_points_to_boxes
 
 from helpers import fpn_features, target_boxlist
 
@@ -82,6 +78,11 @@ def test_assignment_without_boxes():
     assert labels.tolist() == [0, 0] and ltrb.abs().sum() == 0
 
 
+def iou_loss(pred, target, kind):
+    """FCOS's loss on (l, t, r, b) distances from one point: IoU smoothed as (I + 1) / (U + 1)."""
+    return box_overlap_loss(boxes_around_origin(pred), boxes_around_origin(target), kind, smooth=1.0)
+
+
 def boxes_around(point, ltrb):
     x, y = point
     return torch.stack((x - ltrb[:, 0], y - ltrb[:, 1], x + ltrb[:, 2], y + ltrb[:, 3]), dim=1)
@@ -105,7 +106,7 @@ def test_iou_losses_against_hand_values_and_torchvision():
     assert torch.allclose(torch.exp(-iou_loss(pred, tgt, "iou")), ref_iou, rtol=1e-4)
     assert torch.allclose(1 - iou_loss(pred, tgt, "giou"), ref_giou, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="IOU_LOSS_TYPE"):
-        iou_loss(pred, tgt, "l1")
+        build_fcos(small_cfg(IOU_LOSS_TYPE="l1"), in_channels=64)
 
 
 def test_centerness_targets_hand_values():
@@ -166,41 +167,6 @@ def test_losses_match_direct_formulas(cls_loss):
     assert loss_ctr.item() == pytest.approx(expected_ctr / num_pos, rel=1e-5)
 
 
-@pytest.mark.parametrize("cls_loss", ["focal", "ce"])
-def test_training_without_boxes_is_finite(cls_loss):
-    torch.manual_seed(0)
-    module = build_fcos(small_cfg(cls_loss=cls_loss, guided="guided"), in_channels=64).train()
-    features = [f.requires_grad_() for f in fpn_features(64, 64, channels=64, batch=2)]
-    images = ImageList(torch.zeros(2, 3, 64, 64), [(64, 64), (60, 50)])
-    _, losses = module(images, features, [target_boxlist([], [], (64, 64)), target_boxlist([], [], (50, 60))])
-    assert {"loss_cls", "loss_reg", "loss_centerness"} <= set(losses)
-    total = sum(v for k, v in losses.items() if k.startswith("loss"))
-    assert torch.isfinite(total)
-    assert losses["loss_reg"].item() == 0.0 and losses["loss_centerness"].item() == 0.0
-    total.backward()
-    assert all(torch.isfinite(p.grad).all() for p in module.parameters() if p.grad is not None)
-
-
-def test_default_scaler_is_baseline_and_guided_leaves_centerness_alone():
-    torch.manual_seed(0)
-    features = fpn_features(64, 64, channels=64)
-    images = ImageList(torch.zeros(1, 3, 64, 64), [(64, 64)])
-    targets = [target_boxlist([[4.0, 6.0, 40.0, 44.0]], [1], (64, 64))]
-    torch.manual_seed(1)
-    baseline = build_fcos(small_cfg(cls_loss="ce"), in_channels=64).train()
-    locations = locations_for_sizes([tuple(f.shape[-2:]) for f in features], STRIDES)
-    raw_cls, raw_reg, raw_ctr = baseline.loss_evaluator(locations, *baseline.head(features), targets)
-    _, losses = baseline(images, features, targets)
-    assert losses["loss_cls"].item() == pytest.approx(raw_cls.item(), rel=1e-6)
-
-    torch.manual_seed(1)
-    guided = build_fcos(small_cfg(cls_loss="ce", guided="guided"), in_channels=64).train()
-    _, losses = guided(images, features, targets)
-    assert losses["loss_cls"].item() == pytest.approx(raw_reg.item(), rel=1e-5)
-    assert losses["loss_centerness"].item() == pytest.approx(raw_ctr.item(), rel=1e-6)
-    assert "loss_fcos_log_delta" in losses
-
-
 def test_count_samples_and_optimal_bias_by_hand():
     cfg = small_cfg()
     cfg.DATALOADER.SIZE_DIVISIBILITY = 0
@@ -248,7 +214,8 @@ def test_postprocessor_decodes_points_and_scores(sqrt_score):
     box_reg = [torch.tensor([[2.0, 3.0, 4.0, 5.0], [1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0]]).t().reshape(1, 4, 1, 3)]
     ctr = torch.tensor([0.5, 0.8, 0.9])
     centerness = [torch.logit(ctr).reshape(1, 1, 1, 3)]
-    post = FCOSPostProcessor(0.05, 1000, 0.6, 100, 0, NUM_CLASSES, sqrt_score=sqrt_score)
+    post = fcos_postprocessor(sqrt_score, pre_nms_thresh=0.05, pre_nms_top_n=1000, nms_thresh=0.6,
+                              fpn_post_nms_top_n=100, min_size=0, num_classes=NUM_CLASSES)
     result = post(locations, box_cls, box_reg, centerness, [(30, 40)])[0]
     order = result.get_field("scores").argsort(descending=True)
     expected = torch.tensor([0.9 * 0.5, 0.5 * 0.8, 0.3 * 0.8])

@@ -1,21 +1,22 @@
-"""The pipeline shared by the one-stage post-processors (rpn/one_stage_inference.py) against brute
-force and torchvision, and PAA's score voting on boxes clipped to nothing."""
+"""The post-processor shared by the dense heads (dense_heads/postprocess.py) against brute force and
+torchvision, its empty-box filter, and PAA's score voting on boxes clipped to nothing."""
 import pytest
 import torch
 from torchvision.ops import batched_nms
 
 from maskrcnn_benchmark.config import cfg as default_cfg
 from maskrcnn_benchmark.modeling.box_coder import BoxCoder
-from maskrcnn_benchmark.modeling.rpn.atss.inference import make_atss_postprocessor
-from maskrcnn_benchmark.modeling.rpn.fcos.inference import make_fcos_postprocessor
-from maskrcnn_benchmark.modeling.rpn.one_stage_inference import (
+from maskrcnn_benchmark.modeling.dense_heads.points import boxes_from_points
+from maskrcnn_benchmark.modeling.dense_heads.postprocess import (
     candidates_above_threshold,
     detections_boxlist,
     keep_top_candidates,
     keep_top_detections,
 )
+from maskrcnn_benchmark.modeling.rpn.atss.inference import make_atss_postprocessor
+from maskrcnn_benchmark.modeling.rpn.fcos.inference import make_fcos_postprocessor
 from maskrcnn_benchmark.modeling.rpn.paa.inference import make_paa_postprocessor, score_voting
-from maskrcnn_benchmark.modeling.rpn.retinanet.inference import make_retinanet_postprocessor
+from maskrcnn_benchmark.modeling.rpn.retinanet.inference import RetinaNetPostProcessor, make_retinanet_postprocessor
 from maskrcnn_benchmark.structures.bounding_box import BoxList
 
 
@@ -79,8 +80,9 @@ def test_each_postprocessor_reads_its_own_config_section():
         settings = (processor.pre_nms_thresh, processor.pre_nms_top_n, processor.nms_thresh,
                     processor.fpn_post_nms_top_n, processor.min_size, processor.num_classes)
         assert settings == (0.1 * k, 10 * k, 0.2 * k, 17, 0, 5 + k), section
-    assert processors["RETINANET"].box_coder is coder and processors["PAA"].box_coder is coder
-    assert processors["PAA"].score_voting and not processors["FCOS"].sqrt_score
+    assert processors["RETINANET"].box_coder is coder
+    assert processors["ATSS"].decode == coder.decode and processors["FCOS"].decode is boxes_from_points
+    assert processors["PAA"].refine is score_voting and processors["ATSS"].refine is None
 
 
 def test_score_voting_leaves_empty_boxes_as_they_are():
@@ -103,3 +105,16 @@ def test_score_voting_leaves_empty_boxes_as_they_are():
     expected = torch.tensor([[0.0, 0.0, 10.0, (w0 * 10.0 + w1 * 12.0) / (w0 + w1)], [50.0, 5.0, 50.0, 15.0]])
     assert torch.isfinite(voted.bbox).all()
     assert torch.allclose(voted.bbox, expected, atol=1e-5)
+
+
+def test_empty_boxes_are_dropped_before_nms():
+    # Four anchors left of the image decode (zero deltas) to boxes that clip to the same empty box
+    # x1 = x2 = 0. Identical empty boxes have IoU 0 / 0 = NaN, which suppresses nothing, so every
+    # copy used to come out (49 of 100 detections of a COCO image with random weights had no area).
+    anchors = BoxList(torch.tensor([[-30.0, 10.0, -20.0, 20.0]] * 4 + [[10.0, 10.0, 20.0, 20.0]]), (50, 50))
+    probs = torch.tensor([[0.9], [0.8], [0.7], [0.6], [0.5]])
+    logits = torch.logit(probs).t().reshape(1, 1, 1, 5)
+    post = RetinaNetPostProcessor(0.05, 1000, 0.5, 100, 0, 2)
+    result = post([[anchors]], [logits], [torch.zeros(1, 4, 1, 5)])[0]
+    assert result.bbox.tolist() == [[10.0, 10.0, 20.0, 20.0]]
+    assert result.get_field("scores").tolist() == pytest.approx([0.5])

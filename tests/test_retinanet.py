@@ -1,5 +1,6 @@
 """RetinaNet: anchors per level, anchor assignment, focal / CE / box losses against direct formulas,
-inference, the Sampling-Free hooks (count_samples, set_bias_from_counts, guided scaling)."""
+inference and the optimal-bias counting (guided scaling and batches without boxes, for every dense
+head: tests/modeling/test_dense_head_invariants.py)."""
 import glob
 import math
 import os
@@ -63,7 +64,7 @@ def test_anchor_counts_per_level_and_head_shapes():
     images = ImageList(torch.zeros(1, 3, 128, 160), [(100, 150)])
     anchors = module.anchor_generator(images, features)
     assert [len(a) for a in anchors[0]] == expected
-    assert len(module.anchors_for_image_size((100, 150))) == sum(expected)
+    assert len(torch.cat(module.positions_for_image_size((100, 150)))) == sum(expected)
 
     logits, regression = module.head(features)
     for level, (cls, reg) in enumerate(zip(logits, regression)):
@@ -143,45 +144,6 @@ def test_losses_match_direct_formulas(cls_loss):
     assert reg_loss_value.item() == pytest.approx(expected_reg / (num_pos * 4.0), rel=1e-5)
 
 
-@pytest.mark.parametrize("cls_loss", ["focal", "ce"])
-def test_training_without_boxes_is_finite(cls_loss):
-    torch.manual_seed(0)
-    module = build_retinanet(small_cfg(cls_loss=cls_loss), in_channels=8).train()
-    features = [f.requires_grad_() for f in fpn_features(64, 64, channels=8, batch=2)]
-    images = ImageList(torch.zeros(2, 3, 64, 64), [(64, 64), (60, 50)])
-    targets = [target_boxlist([], [], (64, 64)), target_boxlist([], [], (50, 60))]
-    _, losses = module(images, features, targets)
-    assert set(["loss_retina_cls", "loss_retina_reg"]) <= set(losses)
-    total = sum(v for k, v in losses.items() if k.startswith("loss"))
-    assert torch.isfinite(total) and losses["loss_retina_reg"].item() == 0.0
-    total.backward()
-    assert all(torch.isfinite(p.grad).all() for p in module.parameters() if p.grad is not None)
-
-
-def test_default_scaler_equals_baseline_and_guided_balances_losses():
-    torch.manual_seed(0)
-    features = fpn_features(64, 64, channels=8)
-    images = ImageList(torch.zeros(1, 3, 64, 64), [(64, 64)])
-    targets = [target_boxlist([[4, 6, 40, 44]], [2], (64, 64))]
-
-    torch.manual_seed(1)
-    baseline = build_retinanet(small_cfg(cls_loss="ce"), in_channels=8).train()
-    cls_value, reg_value = baseline.loss_evaluator(
-        baseline.anchor_generator(images, features), *baseline.head(features), targets
-    )
-    _, losses = baseline(images, features, targets)
-    assert losses["loss_retina_cls"].item() == pytest.approx(cls_value.item(), rel=1e-6)
-    assert not any(k.startswith("loss") and "delta" in k for k in losses)
-
-    torch.manual_seed(1)
-    guided = build_retinanet(small_cfg(cls_loss="ce", guided="guided"), in_channels=8).train()
-    _, losses = guided(images, features, targets)
-    # g = L_loc / L_cls and delta = 1: the scaled classification loss equals the box loss
-    assert losses["loss_retina_cls"].item() == pytest.approx(reg_value.item(), rel=1e-5)
-    assert losses["loss_retina_log_delta"].item() == pytest.approx(0.0, abs=1e-7)
-    assert any(name.endswith("delta") for name, _ in guided.named_parameters())
-
-
 def test_count_samples_and_optimal_bias_against_torchvision_iou():
     cfg = small_cfg()
     cfg.DATALOADER.SIZE_DIVISIBILITY = 0
@@ -191,7 +153,7 @@ def test_count_samples_and_optimal_bias_against_torchvision_iou():
     counts = module.count_samples([target_boxlist(box, [1], (64, 64))], [(64, 64)])
     assert counts.dtype == torch.float64
 
-    anchors = module.anchors_for_image_size((64, 64)).bbox
+    anchors = torch.cat(module.positions_for_image_size((64, 64)))
     assert anchors.shape[0] == 774
     iou = box_iou(torch.tensor(box), anchors)[0]
     positive = (iou >= 0.5) | (iou == iou.max())

@@ -134,8 +134,8 @@ def test_cls_loss_switch_changes_only_the_classification_loss(detector, shapes_t
     if detector == "paa":
         # PAA scores its candidate anchors with the configured classification loss, so the switch
         # also moves PAA's assignment; pin the scoring to focal to compare the rest like for like.
-        assert ce.rpn.loss_evaluator.cls_loss_kind == "ce"
-        ce.rpn.loss_evaluator.cls_loss_kind = "focal"
+        assert ce.rpn.loss_evaluator.candidate_loss is ce.rpn.soft_strategy
+        ce.rpn.loss_evaluator.candidate_loss = focal.rpn.soft_strategy
     focal_inputs, ce_inputs = record_one_stage_cls_loss(focal), record_one_stage_cls_loss(ce)
     images, targets = images_and_targets(shapes_train, (0, 1))
     focal_losses, ce_losses = run(focal, images, targets), run(ce, images, targets)
@@ -332,14 +332,14 @@ def test_optimal_bias_counts_match_torchvision_iou_for_retinanet(shapes_train):
     """RetinaNet's N (valid anchors x classes: IoU >= 0.5, < 0.4 or best of a box; border-crossing
     anchors kept) and N^f (positive anchors), recounted with torchvision's IoU."""
     model = build(load_cfg("retinanet"))
-    retina_cfg = model.rpn.cfg.MODEL.RETINANET
+    retina_cfg = load_cfg("retinanet").MODEL.RETINANET
     counts = torch.zeros(2, dtype=torch.float64)
     expected = [0, 0]
     for idx in (0, 1, 2):
         _, target, _ = shapes_train[idx]
         size = (target.size[1], target.size[0])
         counts += model.rpn.count_samples([target], [size])
-        reference = reference_rpn_labels(model.rpn.anchors_for_image_size(size).bbox, target, size,
+        reference = reference_rpn_labels(torch.cat(model.rpn.positions_for_image_size(size)), target, size,
                                          retina_cfg.FG_IOU_THRESHOLD, retina_cfg.BG_IOU_THRESHOLD,
                                          drop_straddling=False)
         expected[0] += int((reference >= 0).sum()) * NUM_FOREGROUND_CLASSES

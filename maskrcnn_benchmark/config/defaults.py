@@ -302,10 +302,17 @@ _C.MODEL.FCOS.USE_DCN_IN_TOWER = False
 # ---------------------------------------------------------------------------
 # Keys this project adds
 # ---------------------------------------------------------------------------
-# One-stage detectors built through GeneralizedRCNN in place of the RPN
+# Dense (one-stage) detectors: like maskrcnn-benchmark's RETINANET_ON, each switch selects the
+# DenseDetector meta-architecture with that head (modeling/architecture.py)
 _C.MODEL.FCOS_ON = False
 _C.MODEL.ATSS_ON = False
 _C.MODEL.PAA_ON = False
+# Or name a head of registry.DENSE_HEADS directly (with META_ARCHITECTURE "DenseDetector")
+_C.MODEL.DENSE_HEAD = ""
+
+# Python modules imported before the model is built, so that a yaml can name what they register
+# (a dense head, a sample strategy, ...), e.g. ("my_project.heads",)
+_C.CUSTOM_IMPORTS = ()
 
 # Sampling-Free (the paper's Sec. IV). The defaults reproduce the heuristic-sampling baselines;
 # configs under configs/sampling_free/ switch each part on, one stage at a time.

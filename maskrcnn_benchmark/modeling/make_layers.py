@@ -1,13 +1,35 @@
 """Builders for the small conv / fc / GroupNorm blocks that heads and FPN share.
 
-GroupNorm settings come from ``config.MODEL.GROUP_NORM``, so a call site only says whether it wants
-GN, not how many groups. ``config`` defaults to the global ``cfg`` (maskrcnn-benchmark's behaviour);
-code that builds from a cloned config should pass it.
+GroupNorm settings are an explicit argument: ``gn=GroupNormSettings.from_config(cfg)`` at the
+config boundary (``config=cfg`` is accepted as a shorthand for exactly that). Without either,
+maskrcnn-benchmark's default settings apply (32 groups, eps 1e-5). Nothing here reads the global
+config: a head built from a config that asks for 16 groups gets 16.
 """
+from dataclasses import dataclass
+
 from torch import nn
 
-from maskrcnn_benchmark.config import cfg
 from maskrcnn_benchmark.layers import Conv2d
+
+
+@dataclass(frozen=True)
+class GroupNormSettings:
+    """MODEL.GROUP_NORM: exactly one of ``dim_per_gp`` / ``num_groups`` is positive."""
+
+    dim_per_gp: int = -1
+    num_groups: int = 32
+    epsilon: float = 1e-5
+
+    @classmethod
+    def from_config(cls, cfg):
+        settings = cfg.MODEL.GROUP_NORM
+        return cls(settings.DIM_PER_GP, settings.NUM_GROUPS, settings.EPSILON)
+
+
+def _settings(gn, config):
+    if gn is not None:
+        return gn
+    return GroupNormSettings.from_config(config) if config is not None else GroupNormSettings()
 
 
 def get_group_gn(dim, dim_per_gp, num_groups):
@@ -26,21 +48,26 @@ def get_group_gn(dim, dim_per_gp, num_groups):
     return num_groups
 
 
-def group_norm(out_channels, affine=True, divisor=1, config=None):
+def group_norm(out_channels, affine=True, divisor=1, gn=None, config=None):
     """GroupNorm over ``out_channels``; ``divisor`` shrinks the group settings for narrow layers."""
-    settings = (config or cfg).MODEL.GROUP_NORM
-    dim_per_gp = settings.DIM_PER_GP // divisor
-    num_groups = settings.NUM_GROUPS // divisor
-    eps = settings.EPSILON
-    return nn.GroupNorm(get_group_gn(out_channels, dim_per_gp, num_groups), out_channels, eps, affine)
+    settings = _settings(gn, config)
+    groups = get_group_gn(out_channels, settings.dim_per_gp // divisor, settings.num_groups // divisor)
+    return nn.GroupNorm(groups, out_channels, settings.epsilon, affine)
 
 
-def _stack(modules):
+def _conv_block(conv, use_gn, use_relu, gn, config):
+    """``conv`` (+ GN) (+ ReLU): the conv alone when nothing follows it."""
+    modules = [conv]
+    if use_gn:
+        modules.append(group_norm(conv.out_channels, gn=gn, config=config))
+    if use_relu:
+        modules.append(nn.ReLU(inplace=True))
     return modules[0] if len(modules) == 1 else nn.Sequential(*modules)
 
 
 def make_conv3x3(
-    in_channels, out_channels, dilation=1, stride=1, use_gn=False, use_relu=False, kaiming_init=True, config=None
+    in_channels, out_channels, dilation=1, stride=1, use_gn=False, use_relu=False, kaiming_init=True,
+    gn=None, config=None,
 ):
     """3x3 conv (+ GN) (+ ReLU); the conv has a bias only when no norm follows it."""
     conv = Conv2d(
@@ -52,25 +79,20 @@ def make_conv3x3(
         nn.init.normal_(conv.weight, std=0.01)
     if conv.bias is not None:
         nn.init.constant_(conv.bias, 0)
-    modules = [conv]
-    if use_gn:
-        modules.append(group_norm(out_channels, config=config))
-    if use_relu:
-        modules.append(nn.ReLU(inplace=True))
-    return _stack(modules)
+    return _conv_block(conv, use_gn, use_relu, gn, config)
 
 
-def make_fc(dim_in, hidden_dim, use_gn=False, config=None):
+def make_fc(dim_in, hidden_dim, use_gn=False, gn=None, config=None):
     """Linear layer (+ GN); kaiming-uniform weights with a=1, zero bias."""
     fc = nn.Linear(dim_in, hidden_dim, bias=not use_gn)
     nn.init.kaiming_uniform_(fc.weight, a=1)
     if not use_gn:
         nn.init.constant_(fc.bias, 0)
         return fc
-    return nn.Sequential(fc, group_norm(hidden_dim, config=config))
+    return nn.Sequential(fc, group_norm(hidden_dim, gn=gn, config=config))
 
 
-def conv_with_kaiming_uniform(use_gn=False, use_relu=False, config=None):
+def conv_with_kaiming_uniform(use_gn=False, use_relu=False, gn=None, config=None):
     """A ``make_conv(in_channels, out_channels, kernel_size, stride=1, dilation=1)`` factory (used by FPN)."""
 
     def make_conv(in_channels, out_channels, kernel_size, stride=1, dilation=1):
@@ -86,11 +108,6 @@ def conv_with_kaiming_uniform(use_gn=False, use_relu=False, config=None):
         nn.init.kaiming_uniform_(conv.weight, a=1)
         if conv.bias is not None:
             nn.init.constant_(conv.bias, 0)
-        modules = [conv]
-        if use_gn:
-            modules.append(group_norm(out_channels, config=config))
-        if use_relu:
-            modules.append(nn.ReLU(inplace=True))
-        return _stack(modules)
+        return _conv_block(conv, use_gn, use_relu, gn, config)
 
     return make_conv

@@ -19,18 +19,8 @@ def _pair(value):
 class DeformConv(nn.Module):
     """Convolution whose k x k taps are displaced by an ``offset`` tensor given at call time."""
 
-    def __init__(
-        self,
-        in_channels,
-        out_channels,
-        kernel_size,
-        stride=1,
-        padding=0,
-        dilation=1,
-        groups=1,
-        deformable_groups=1,
-        bias=False,
-    ):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
+                 deformable_groups=1, bias=False):
         super().__init__()
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"groups={groups} must divide in_channels={in_channels} and out_channels={out_channels}")
@@ -49,16 +39,8 @@ class DeformConv(nn.Module):
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
 
     def forward(self, x, offset, mask=None):
-        return deform_conv2d(
-            x,
-            offset,
-            self.weight,
-            self.bias,
-            stride=self.stride,
-            padding=self.padding,
-            dilation=self.dilation,
-            mask=mask,
-        )
+        return deform_conv2d(x, offset, self.weight, self.bias, stride=self.stride, padding=self.padding,
+                             dilation=self.dilation, mask=mask)
 
     def extra_repr(self):
         return (
@@ -78,18 +60,8 @@ class ModulatedDeformConv(DeformConv):
 class DFConv2d(nn.Module):
     """Deformable conv that learns its own offsets (and masks when ``with_modulated_dcn``)."""
 
-    def __init__(
-        self,
-        in_channels,
-        out_channels,
-        with_modulated_dcn=True,
-        kernel_size=3,
-        stride=1,
-        groups=1,
-        dilation=1,
-        deformable_groups=1,
-        bias=False,
-    ):
+    def __init__(self, in_channels, out_channels, with_modulated_dcn=True, kernel_size=3, stride=1, groups=1,
+                 dilation=1, deformable_groups=1, bias=False):
         super().__init__()
         kernel_h, kernel_w = _pair(kernel_size)
         padding = (dilation * (kernel_h - 1) // 2, dilation * (kernel_w - 1) // 2)
@@ -97,28 +69,14 @@ class DFConv2d(nn.Module):
         self.with_modulated_dcn = with_modulated_dcn
         self.offset_channels = 2 * taps
         # x/y displacement per tap, plus one mask logit per tap in the modulated form.
-        self.offset = nn.Conv2d(
-            in_channels,
-            3 * taps if with_modulated_dcn else 2 * taps,
-            kernel_size=(kernel_h, kernel_w),
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-        )
+        self.offset = nn.Conv2d(in_channels, 3 * taps if with_modulated_dcn else 2 * taps,
+                                kernel_size=(kernel_h, kernel_w), stride=stride, padding=padding, dilation=dilation)
         nn.init.zeros_(self.offset.weight)
         nn.init.zeros_(self.offset.bias)
         conv_type = ModulatedDeformConv if with_modulated_dcn else DeformConv
-        self.conv = conv_type(
-            in_channels,
-            out_channels,
-            kernel_size=(kernel_h, kernel_w),
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            groups=groups,
-            deformable_groups=deformable_groups,
-            bias=bias,
-        )
+        self.conv = conv_type(in_channels, out_channels, kernel_size=(kernel_h, kernel_w), stride=stride,
+                              padding=padding, dilation=dilation, groups=groups,
+                              deformable_groups=deformable_groups, bias=bias)
         self.out_channels = out_channels
 
     def forward(self, x):

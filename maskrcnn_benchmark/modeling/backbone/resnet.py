@@ -1,13 +1,14 @@
 """ResNet and ResNeXt bodies (and the res5 head of C4 detectors).
 
-The body is described by the config:
-- ``MODEL.BACKBONE.CONV_BODY`` picks depth and which stages are built / returned (``_STAGE_SPECS``);
-  R-18 and R-34 use basic (two 3x3) blocks, deeper nets bottleneck blocks.
-- ``MODEL.RESNETS.TRANS_FUNC`` / ``STEM_FUNC`` pick the normalization: frozen BN (affine transform
-  with fixed statistics, the usual choice with ImageNet weights), GroupNorm, or trainable BN.
-- ``NUM_GROUPS`` x ``WIDTH_PER_GROUP`` is the res2 bottleneck width (32 x 8 gives ResNeXt 32x8d),
-  ``RES2_OUT_CHANNELS`` / ``STEM_OUT_CHANNELS`` the widths; every later stage doubles them.
-- ``STAGE_WITH_DCN`` swaps the 3x3 conv of a stage's blocks for a deformable one.
+The body is built from explicit arguments (``ResNet.from_config`` reads them from the config):
+- ``conv_body`` (MODEL.BACKBONE.CONV_BODY) picks depth and which stages are built / returned
+  (``_STAGE_SPECS``); R-18 and R-34 use basic (two 3x3) blocks, deeper nets bottleneck blocks.
+- ``trans_func`` / ``stem_func`` (MODEL.RESNETS.TRANS_FUNC / STEM_FUNC) pick the normalization:
+  frozen BN (affine transform with fixed statistics, the usual choice with ImageNet weights),
+  GroupNorm (with the ``gn`` settings, MODEL.GROUP_NORM), or trainable BN.
+- ``num_groups`` x ``width_per_group`` is the res2 bottleneck width (32 x 8 gives ResNeXt 32x8d),
+  ``res2_out_channels`` / ``stem_out_channels`` the widths; every later stage doubles them.
+- ``stage_with_dcn`` swaps the 3x3 conv of a stage's blocks for a deformable one.
 
 Module names (``stem.conv1``, ``layer1.0.conv1``, ``layer1.0.bn1``, ``layer1.0.downsample.0/1``) are
 maskrcnn-benchmark's, which the C2 and torchvision weight mappings rely on.
@@ -19,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from maskrcnn_benchmark.layers import BatchNorm2d, Conv2d, FrozenBatchNorm2d
-from maskrcnn_benchmark.modeling.make_layers import group_norm
+from maskrcnn_benchmark.modeling.configurable import configurable
+from maskrcnn_benchmark.modeling.make_layers import GroupNormSettings, group_norm
 
 from .deform_conv import DFConv2d
 
@@ -207,34 +209,16 @@ def _with_norm(block_class, norm_func):
     """A block class of the maskrcnn-benchmark constructor signature with its normalization fixed."""
 
     class Block(block_class):
-        def __init__(
-            self,
-            in_channels,
-            bottleneck_channels,
-            out_channels,
-            num_groups=1,
-            stride_in_1x1=True,
-            stride=1,
-            dilation=1,
-            dcn_config=None,
-        ):
-            super().__init__(
-                in_channels,
-                bottleneck_channels,
-                out_channels,
-                num_groups,
-                stride_in_1x1,
-                stride,
-                dilation,
-                norm_func,
-                dcn_config,
-            )
+        def __init__(self, in_channels, bottleneck_channels, out_channels, num_groups=1, stride_in_1x1=True,
+                     stride=1, dilation=1, dcn_config=None):
+            super().__init__(in_channels, bottleneck_channels, out_channels, num_groups, stride_in_1x1, stride,
+                             dilation, norm_func, dcn_config)
 
     return Block
 
 
-# maskrcnn-benchmark's named block classes (TRANS_FUNC values, used by ResNetHead). Their GroupNorm
-# reads the global cfg; the ResNet body instead builds its blocks from the config it is given.
+# maskrcnn-benchmark's named block classes (TRANS_FUNC values). Their GroupNorm has the default
+# settings; the ResNet body and ResNetHead build their blocks with the settings they are given.
 class BottleneckWithFixedBatchNorm(_with_norm(Bottleneck, _frozen_bn)):
     pass
 
@@ -262,32 +246,37 @@ class BasicBlockWithBatchNorm(_with_norm(BasicBlock, _trainable_bn)):
 class BaseStem(nn.Module):
     """7x7 stride-2 conv, norm, ReLU, 3x3 stride-2 max-pool: output stride 4."""
 
-    def __init__(self, cfg, norm_func):
+    @configurable
+    def __init__(self, out_channels, norm_func):
         super().__init__()
-        out_channels = cfg.MODEL.RESNETS.STEM_OUT_CHANNELS
         self.conv1 = Conv2d(3, out_channels, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = norm_func(out_channels)
         self.out_channels = out_channels
         _init_conv(self.conv1)
+
+    @classmethod
+    def from_config(cls, cfg, norm_func):
+        return {"out_channels": cfg.MODEL.RESNETS.STEM_OUT_CHANNELS, "norm_func": norm_func}
 
     def forward(self, x):
         x = F.relu_(self.bn1(self.conv1(x)))
         return F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
 
 
+# maskrcnn-benchmark's named stems (STEM_FUNC values), built from a config.
 class StemWithFixedBatchNorm(BaseStem):
     def __init__(self, cfg):
-        super().__init__(cfg, norm_func=_frozen_bn)
+        super().__init__(cfg.MODEL.RESNETS.STEM_OUT_CHANNELS, _norm_func("FixedBatchNorm"))
 
 
 class StemWithGN(BaseStem):
     def __init__(self, cfg):
-        super().__init__(cfg, norm_func=functools.partial(group_norm, config=cfg))
+        super().__init__(cfg.MODEL.RESNETS.STEM_OUT_CHANNELS, _norm_func("GN", GroupNormSettings.from_config(cfg)))
 
 
 class StemWithBatchNorm(BaseStem):
     def __init__(self, cfg):
-        super().__init__(cfg, norm_func=_trainable_bn)
+        super().__init__(cfg.MODEL.RESNETS.STEM_OUT_CHANNELS, _norm_func("BatchNorm"))
 
 
 _TRANSFORMATION_MODULES = {
@@ -312,11 +301,21 @@ def _lookup(table, name, key):
     return table[name]
 
 
-def _block_module_for(cfg):
-    """The body's block constructor: TRANS_FUNC names the normalization (GroupNorm with this cfg's
-    MODEL.GROUP_NORM settings), the depth decides basic vs bottleneck blocks."""
-    trans_func = cfg.MODEL.RESNETS.TRANS_FUNC
-    conv_body = cfg.MODEL.BACKBONE.CONV_BODY
+def _norm_func(kind, gn=None):
+    """The normalization named by a TRANS_FUNC / STEM_FUNC suffix; GroupNorm with ``gn`` settings."""
+    if kind == "GN":
+        return functools.partial(group_norm, gn=gn or GroupNormSettings())
+    return {"FixedBatchNorm": _frozen_bn, "BatchNorm": _trainable_bn}[kind]
+
+
+def _norm_kind(func_name):
+    """'BottleneckWithGN' -> 'GN'."""
+    return func_name.split("With", 1)[1]
+
+
+def _block_module_for(trans_func, conv_body, gn):
+    """The body's block constructor: ``trans_func`` names the normalization, the depth of
+    ``conv_body`` decides basic vs bottleneck blocks."""
     _lookup(_TRANSFORMATION_MODULES, trans_func, "MODEL.RESNETS.TRANS_FUNC")
     basic = depth_of(conv_body) in BASIC_BLOCK_DEPTHS
     if trans_func.startswith("BasicBlock") and not basic:
@@ -324,55 +323,34 @@ def _block_module_for(cfg):
             f"MODEL.RESNETS.TRANS_FUNC={trans_func!r} builds basic blocks, but MODEL.BACKBONE.CONV_BODY="
             f"{conv_body!r} is a bottleneck ResNet; use a Bottleneck* TRANS_FUNC"
         )
-    norm_funcs = {
-        "FixedBatchNorm": _frozen_bn,
-        "BatchNorm": _trainable_bn,
-        "GN": functools.partial(group_norm, config=cfg),
-    }
-    norm_func = norm_funcs[trans_func.split("With", 1)[1]]
-    return functools.partial(BasicBlock if basic else Bottleneck, norm_func=norm_func)
+    block_class = BasicBlock if basic else Bottleneck
+    return functools.partial(block_class, norm_func=_norm_func(_norm_kind(trans_func), gn))
 
 
-def _make_stage(
-    block_module,
-    in_channels,
-    bottleneck_channels,
-    out_channels,
-    block_count,
-    num_groups,
-    stride_in_1x1,
-    first_stride,
-    dilation=1,
-    dcn_config=None,
-):
+def _make_stage(block_module, spec, in_channels, res2_out_channels, res2_bottleneck_channels, num_groups,
+                stride_in_1x1, first_stride, dilation=1, dcn_config=None):
+    """Stage ``spec.index`` (1 = res2) of ``spec.block_count`` blocks; widths double per stage from
+    res2's. Returns the stage and its output channels."""
+    scale = 2 ** (spec.index - 1)
+    out_channels = res2_out_channels * scale
     blocks = []
     stride = first_stride
-    for _ in range(block_count):
-        blocks.append(
-            block_module(
-                in_channels,
-                bottleneck_channels,
-                out_channels,
-                num_groups,
-                stride_in_1x1,
-                stride,
-                dilation=dilation,
-                dcn_config=dcn_config,
-            )
-        )
+    for _ in range(spec.block_count):
+        blocks.append(block_module(in_channels, res2_bottleneck_channels * scale, out_channels, num_groups,
+                                   stride_in_1x1, stride, dilation=dilation, dcn_config=dcn_config))
         stride = 1
         in_channels = out_channels
-    return nn.Sequential(*blocks)
+    return nn.Sequential(*blocks), out_channels
 
 
-def _dcn_config(cfg, stage_index):
-    stage_with_dcn = tuple(cfg.MODEL.RESNETS.STAGE_WITH_DCN)
+def _dcn_config(stage_with_dcn, with_modulated_dcn, deformable_groups, stage_index):
+    stage_with_dcn = tuple(stage_with_dcn)
     if len(stage_with_dcn) != 4:
         raise ValueError(f"MODEL.RESNETS.STAGE_WITH_DCN needs one flag per stage res2-res5, got {stage_with_dcn}")
     return {
         "stage_with_dcn": bool(stage_with_dcn[stage_index - 1]),
-        "with_modulated_dcn": cfg.MODEL.RESNETS.WITH_MODULATED_DCN,
-        "deformable_groups": cfg.MODEL.RESNETS.DEFORMABLE_GROUPS,
+        "with_modulated_dcn": with_modulated_dcn,
+        "deformable_groups": deformable_groups,
     }
 
 
@@ -380,17 +358,32 @@ class ResNet(nn.Module):
     """The body: stem + layer1..layer4 (as many as CONV_BODY asks); forward returns the list of the
     feature maps flagged ``return_features``, finest first."""
 
-    def __init__(self, cfg):
+    @configurable
+    def __init__(
+        self,
+        conv_body,
+        trans_func="BottleneckWithFixedBatchNorm",
+        stem_func="StemWithFixedBatchNorm",
+        num_groups=1,
+        width_per_group=64,
+        stride_in_1x1=True,
+        stem_out_channels=64,
+        res2_out_channels=256,
+        res5_dilation=1,
+        stage_with_dcn=(False, False, False, False),
+        with_modulated_dcn=False,
+        deformable_groups=1,
+        freeze_at=2,
+        gn=GroupNormSettings(),
+    ):
         super().__init__()
-        conv_body = cfg.MODEL.BACKBONE.CONV_BODY
         stage_specs = _lookup(_STAGE_SPECS, conv_body, "MODEL.BACKBONE.CONV_BODY")
-        resnets = cfg.MODEL.RESNETS
-        stem_module = _lookup(_STEM_MODULES, resnets.STEM_FUNC, "MODEL.RESNETS.STEM_FUNC")
-        block_module = _block_module_for(cfg)
+        _lookup(_STEM_MODULES, stem_func, "MODEL.RESNETS.STEM_FUNC")
+        block_module = _block_module_for(trans_func, conv_body, gn)
 
-        self.stem = stem_module(cfg)
-        in_channels = resnets.STEM_OUT_CHANNELS
-        stage2_bottleneck_channels = resnets.NUM_GROUPS * resnets.WIDTH_PER_GROUP
+        self.stem = BaseStem(stem_out_channels, _norm_func(_norm_kind(stem_func), gn))
+        in_channels = stem_out_channels
+        stage2_bottleneck_channels = num_groups * width_per_group
         self.stages = []
         self.return_features = {}
         self.out_channels_list = []  # channels of each returned map
@@ -398,21 +391,12 @@ class ResNet(nn.Module):
         stride = 4
         for spec in stage_specs:
             name = "layer" + str(spec.index)
-            scale = 2 ** (spec.index - 1)
-            out_channels = resnets.RES2_OUT_CHANNELS * scale
-            dilation = resnets.RES5_DILATION if spec.index == 4 else 1
+            dilation = res5_dilation if spec.index == 4 else 1
             first_stride = 2 if spec.index > 1 and dilation == 1 else 1
-            stage = _make_stage(
-                block_module,
-                in_channels,
-                stage2_bottleneck_channels * scale,
-                out_channels,
-                spec.block_count,
-                resnets.NUM_GROUPS,
-                resnets.STRIDE_IN_1X1,
-                first_stride,
-                dilation=dilation,
-                dcn_config=_dcn_config(cfg, spec.index),
+            dcn_config = _dcn_config(stage_with_dcn, with_modulated_dcn, deformable_groups, spec.index)
+            stage, out_channels = _make_stage(
+                block_module, spec, in_channels, res2_out_channels, stage2_bottleneck_channels, num_groups,
+                stride_in_1x1, first_stride, dilation, dcn_config,
             )
             self.add_module(name, stage)
             self.stages.append(name)
@@ -425,7 +409,28 @@ class ResNet(nn.Module):
         self.out_channels = self.out_channels_list[-1]
 
         self._frozen_modules = []
-        self._freeze_backbone(cfg.MODEL.BACKBONE.FREEZE_CONV_BODY_AT)
+        self._freeze_backbone(freeze_at)
+
+    @classmethod
+    def from_config(cls, cfg, conv_body=None):
+        """The body of ``conv_body`` (default MODEL.BACKBONE.CONV_BODY) with MODEL.RESNETS' settings."""
+        resnets = cfg.MODEL.RESNETS
+        return {
+            "conv_body": conv_body or cfg.MODEL.BACKBONE.CONV_BODY,
+            "trans_func": resnets.TRANS_FUNC,
+            "stem_func": resnets.STEM_FUNC,
+            "num_groups": resnets.NUM_GROUPS,
+            "width_per_group": resnets.WIDTH_PER_GROUP,
+            "stride_in_1x1": resnets.STRIDE_IN_1X1,
+            "stem_out_channels": resnets.STEM_OUT_CHANNELS,
+            "res2_out_channels": resnets.RES2_OUT_CHANNELS,
+            "res5_dilation": resnets.RES5_DILATION,
+            "stage_with_dcn": tuple(resnets.STAGE_WITH_DCN),
+            "with_modulated_dcn": resnets.WITH_MODULATED_DCN,
+            "deformable_groups": resnets.DEFORMABLE_GROUPS,
+            "freeze_at": cfg.MODEL.BACKBONE.FREEZE_CONV_BODY_AT,
+            "gn": GroupNormSettings.from_config(cfg),
+        }
 
     def _freeze_backbone(self, freeze_at):
         """Freeze the stem (freeze_at >= 1) and res2..res(freeze_at) (freeze_at >= 2); < 1 freezes nothing."""
@@ -463,6 +468,7 @@ class ResNetHead(nn.Module):
 
     ``block_module`` is a ``_TRANSFORMATION_MODULES`` name or a block class; R-18 / R-34 C4 heads
     need a BasicBlock* one (set TRANS_FUNC to e.g. BasicBlockWithFixedBatchNorm for those bodies).
+    A *WithGN name normalizes with the ``gn`` settings (MODEL.GROUP_NORM; default 32 groups).
     """
 
     def __init__(
@@ -476,35 +482,28 @@ class ResNetHead(nn.Module):
         res2_out_channels=256,
         dilation=1,
         dcn_config=None,
+        gn=None,
     ):
         super().__init__()
         if isinstance(block_module, type):
             block_class = block_module
         else:
-            block_class = _lookup(_TRANSFORMATION_MODULES, block_module, "MODEL.RESNETS.TRANS_FUNC")
+            _lookup(_TRANSFORMATION_MODULES, block_module, "MODEL.RESNETS.TRANS_FUNC")
+            base = BasicBlock if block_module.startswith("BasicBlock") else Bottleneck
+            block_class = functools.partial(base, norm_func=_norm_func(_norm_kind(block_module), gn))
         stage2_bottleneck_channels = num_groups * width_per_group
         # The input is the previous stage's output: half the channels of the first head stage.
         in_channels = res2_out_channels * 2 ** (stages[0].index - 2)
         self.stages = []
         for index, spec in enumerate(stages):
             name = "layer" + str(spec.index)
-            scale = 2 ** (spec.index - 1)
-            out_channels = res2_out_channels * scale
             if index == 0 and stride_init is not None:
                 first_stride = stride_init
             else:
                 first_stride = 2 if spec.index > 1 else 1
-            module = _make_stage(
-                block_class,
-                in_channels,
-                stage2_bottleneck_channels * scale,
-                out_channels,
-                spec.block_count,
-                num_groups,
-                stride_in_1x1,
-                first_stride,
-                dilation=dilation,
-                dcn_config=dcn_config,
+            module, out_channels = _make_stage(
+                block_class, spec, in_channels, res2_out_channels, stage2_bottleneck_channels, num_groups,
+                stride_in_1x1, first_stride, dilation, dcn_config,
             )
             self.add_module(name, module)
             self.stages.append(name)

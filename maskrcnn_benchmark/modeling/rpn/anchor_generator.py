@@ -87,6 +87,11 @@ class AnchorGenerator(nn.Module):
     def num_anchors_per_location(self):
         return [len(cell) for cell in self.cell_anchors]
 
+    def grid_positions(self, grid_sizes, device=None):
+        """The dense heads' name for ``grid_anchors`` (points heads have the same method); the
+        anchors are on the device of this module's buffers."""
+        return self.grid_anchors(grid_sizes)
+
     def grid_anchors(self, grid_sizes):
         """Per level, ``(H * W * A) x 4`` anchors, location-major then anchor."""
         anchors = []
@@ -147,14 +152,26 @@ def padded_image_size(image_size, size_divisibility):
     return height, width
 
 
+def image_grid_sizes(image_size, size_divisibility, strides):
+    """The feature-map sizes, per stride, for an image of ``(h, w)`` as the network sees it
+    after batching with ``size_divisibility``."""
+    return feature_grid_sizes(padded_image_size(image_size, size_divisibility), strides)
+
+
+def positions_for_image_size(generator, image_size, size_divisibility, device=None):
+    """Per level, the positions of ``generator`` (an AnchorGenerator: anchors ``[A_l, 4]``; a
+    dense_heads PointGenerator: points ``[P_l, 2]``) for an image of ``(h, w)``, without a forward
+    pass: the feature maps follow from the padded size and the strides. Used to count samples
+    for the optimal bias init."""
+    return generator.grid_positions(image_grid_sizes(image_size, size_divisibility, generator.strides), device)
+
+
 def anchors_for_image_sizes(anchor_generator, image_sizes, size_divisibility):
     """Per image, all anchors (levels joined, with "visibility") for images of ``(h, w)`` sizes
-    as the network would see them after batching, without a forward pass: the feature maps
-    follow from the padded size and the strides."""
+    as the network would see them after batching (see ``positions_for_image_size``)."""
     anchors = []
     for image_size in image_sizes:
-        padded = padded_image_size(image_size, size_divisibility)
-        grid = feature_grid_sizes(padded, anchor_generator.strides)
+        grid = image_grid_sizes(image_size, size_divisibility, anchor_generator.strides)
         per_level = anchor_generator.anchors_for_grid(grid, [tuple(image_size)])[0]
         anchors.append(cat_boxlist(per_level))
     return anchors
@@ -183,25 +200,27 @@ def make_anchor_generator(config):
     return AnchorGenerator(sizes, aspect_ratios, anchor_stride, straddle_thresh)
 
 
-def make_anchor_generator_retinanet(config, head_config=None):
-    """Anchors of the one-stage heads: per level ``SCALES_PER_OCTAVE`` sizes spaced by octaves.
-
-    ``head_config`` is the head's config group (default ``MODEL.RETINANET``; ATSS and PAA pass
-    theirs, which carry the same anchor keys).
-    """
-    retina = config.MODEL.RETINANET if head_config is None else head_config
-    if len(retina.ANCHOR_STRIDES) != len(retina.ANCHOR_SIZES):
+def octave_anchor_generator(sizes, aspect_ratios, strides, octave=2.0, scales_per_octave=3, straddle_thresh=0):
+    """Anchors of the dense heads: per level ``scales_per_octave`` sizes spaced by octaves, size
+    s of a level giving s * octave ** (k / scales_per_octave), k = 0 .. scales_per_octave - 1."""
+    if len(strides) != len(sizes):
         raise ValueError(
             "ANCHOR_STRIDES {} must have one entry per ANCHOR_SIZES {} (anchor config group)".format(
-                tuple(retina.ANCHOR_STRIDES), tuple(retina.ANCHOR_SIZES)
+                tuple(strides), tuple(sizes)
             )
         )
-    sizes = []
-    for size in retina.ANCHOR_SIZES:
-        sizes.append(
-            tuple(
-                size * retina.OCTAVE ** (scale / float(retina.SCALES_PER_OCTAVE))
-                for scale in range(retina.SCALES_PER_OCTAVE)
-            )
-        )
-    return AnchorGenerator(sizes, retina.ASPECT_RATIOS, retina.ANCHOR_STRIDES, retina.STRADDLE_THRESH)
+    level_sizes = [
+        tuple(size * octave ** (scale / float(scales_per_octave)) for scale in range(scales_per_octave))
+        for size in sizes
+    ]
+    return AnchorGenerator(level_sizes, aspect_ratios, strides, straddle_thresh)
+
+
+def make_anchor_generator_retinanet(config, head_config=None):
+    """``octave_anchor_generator`` from a head's config group (default ``MODEL.RETINANET``; ATSS
+    and PAA pass theirs, which carry the same anchor keys)."""
+    group = config.MODEL.RETINANET if head_config is None else head_config
+    return octave_anchor_generator(
+        group.ANCHOR_SIZES, group.ASPECT_RATIOS, group.ANCHOR_STRIDES, group.OCTAVE, group.SCALES_PER_OCTAVE,
+        group.STRADDLE_THRESH,
+    )

@@ -8,9 +8,16 @@ several boxes goes to the one it overlaps most.
 import torch
 from torchvision.ops import box_iou
 
+from maskrcnn_benchmark.modeling.dense_heads.centerness import centerness_targets, distances_to_box_sides
+
 
 def box_centers(boxes):
     return (boxes[:, :2] + boxes[:, 2:]) / 2
+
+
+def anchor_centerness(anchors, gt_boxes):
+    """Centre-ness of each anchor's centre in its matched box (ATSS's quality target)."""
+    return centerness_targets(distances_to_box_sides(box_centers(anchors), gt_boxes))
 
 
 def select_atss_positives(anchors_per_level, gt_boxes, topk):
@@ -62,15 +69,3 @@ def select_atss_positives(anchors_per_level, gt_boxes, topk):
     best_iou, best_gt = selected_ious.max(dim=1)
     matched = torch.where(torch.isfinite(best_iou), best_gt, matched)
     return matched
-
-
-def centerness_targets(anchors, gt_boxes):
-    """FCOS centre-ness of each anchor centre inside its matched box, in [0, 1]."""
-    centers = box_centers(anchors)
-    left = centers[:, 0] - gt_boxes[:, 0]
-    top = centers[:, 1] - gt_boxes[:, 1]
-    right = gt_boxes[:, 2] - centers[:, 0]
-    bottom = gt_boxes[:, 3] - centers[:, 1]
-    horizontal = torch.min(left, right).clamp(min=0) / torch.max(left, right).clamp(min=1e-6)
-    vertical = torch.min(top, bottom).clamp(min=0) / torch.max(top, bottom).clamp(min=1e-6)
-    return torch.sqrt(horizontal * vertical)

@@ -8,8 +8,7 @@ that entered NMS, each weighted by its score x exp(-(1 - IoU)^2 / sigma) with th
 import torch
 from torchvision.ops import box_iou
 
-from maskrcnn_benchmark.modeling.rpn.atss.inference import ATSSPostProcessor, make_atss_postprocessor
-from maskrcnn_benchmark.modeling.rpn.one_stage_inference import keep_top_detections
+from maskrcnn_benchmark.modeling.rpn.atss.inference import make_atss_postprocessor
 
 VOTING_SIGMA = 0.025
 
@@ -18,7 +17,8 @@ def score_voting(kept, candidates, sigma=VOTING_SIGMA):
     """Boxes of ``kept`` (BoxList after NMS) refined by voting among ``candidates`` (before NMS)."""
     if len(kept) == 0 or len(candidates) == 0:
         return kept
-    # Two empty boxes (clipped to a line at the image border) have IoU 0 / 0: no vote between them.
+    # Two empty boxes have IoU 0 / 0: no vote between them (the post-processor drops empty boxes
+    # before NMS; this keeps the function safe on any input).
     ious = box_iou(kept.bbox, candidates.bbox).nan_to_num(0.0)  # [K, M]
     same_class = kept.get_field("labels")[:, None] == candidates.get_field("labels")[None, :]
     weights = candidates.get_field("scores")[None, :] * torch.exp(-((1.0 - ious) ** 2) / sigma)
@@ -31,21 +31,6 @@ def score_voting(kept, candidates, sigma=VOTING_SIGMA):
     return kept
 
 
-class PAAPostProcessor(ATSSPostProcessor):
-    def __init__(self, *args, score_voting=False, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.score_voting = score_voting
-
-    def select_over_all_levels(self, boxlists):
-        results = []
-        for candidates in boxlists:
-            kept = keep_top_detections(candidates, self.nms_thresh, self.fpn_post_nms_top_n)
-            results.append(score_voting(kept, candidates) if self.score_voting else kept)
-        return results
-
-
 def make_paa_postprocessor(config, box_coder):
-    return make_atss_postprocessor(
-        config, box_coder, head_cfg=config.MODEL.PAA, processor_class=PAAPostProcessor,
-        score_voting=config.MODEL.PAA.INFERENCE_SCORE_VOTING,
-    )
+    refine = score_voting if config.MODEL.PAA.INFERENCE_SCORE_VOTING else None
+    return make_atss_postprocessor(config, box_coder, head_cfg=config.MODEL.PAA, refine=refine)

@@ -1,63 +1,38 @@
-"""RetinaNet inference: the one-stage pipeline (``rpn/one_stage_inference.py``) ranking anchors by
-their sigmoid class probability and decoding them with the box coder."""
+"""RetinaNet inference: the dense post-processor ranking anchors by their class probability and
+decoding them with the box coder (``modeling/dense_heads/postprocess.py``)."""
 from maskrcnn_benchmark.modeling.box_coder import BoxCoder
-from maskrcnn_benchmark.modeling.rpn.inference import RPNPostProcessor
-from maskrcnn_benchmark.modeling.rpn.one_stage_inference import (
-    candidates_above_threshold,
-    detections_boxlist,
-    join_levels,
-    keep_top_candidates,
-    keep_top_detections,
-    postprocessor_settings,
-)
-from maskrcnn_benchmark.modeling.rpn.utils import permute_and_flatten
+from maskrcnn_benchmark.modeling.dense_heads.postprocess import DensePostProcessor, class_probability
+
+BOX_CODER_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 
 
-class RetinaNetPostProcessor(RPNPostProcessor):
-    # An RPNPostProcessor by maskrcnn-benchmark's public surface; it shares the one-stage pipeline's
-    # functions rather than its base class.
+class RetinaNetPostProcessor(DensePostProcessor):
+    """maskrcnn-benchmark's RetinaNet post-processor: called with per image a list of per-level
+    anchor BoxLists (RetinaNetModule itself calls the dense post-processor with anchor tensors)."""
+
     def __init__(self, pre_nms_thresh, pre_nms_top_n, nms_thresh, fpn_post_nms_top_n, min_size,
                  num_classes, box_coder=None):
-        if box_coder is None:
-            box_coder = BoxCoder(weights=(10.0, 10.0, 5.0, 5.0))
-        super().__init__(pre_nms_top_n, fpn_post_nms_top_n, nms_thresh, min_size, box_coder,
-                         fpn_post_nms_top_n=fpn_post_nms_top_n, fpn_post_nms_per_batch=False)
-        self.pre_nms_thresh = pre_nms_thresh
-        self.num_classes = num_classes
+        box_coder = box_coder or BoxCoder(weights=BOX_CODER_WEIGHTS)
+        super().__init__(box_coder.decode, class_probability, pre_nms_thresh, pre_nms_top_n, nms_thresh,
+                         fpn_post_nms_top_n, min_size, num_classes)
+        self.box_coder = box_coder
 
-    def add_gt_proposals(self, proposals, targets):
-        # Detections are final outputs; unlike RPN proposals they are never mixed with the ground truth.
-        raise NotImplementedError("RetinaNet detections are not extended with ground-truth boxes")
+    @staticmethod
+    def _image_sizes(anchors_per_image):
+        return [(level.size[1], level.size[0]) for level in anchors_per_image]
 
     def forward_for_single_feature_map(self, anchors, box_cls, box_regression):
-        """anchors: one BoxList per image for this level; box_cls: [N, A*C, H, W]."""
-        N, _, H, W = box_cls.shape
-        A = box_regression.size(1) // 4
-        C = box_cls.size(1) // A
-        class_probs = permute_and_flatten(box_cls, N, A, C, H, W).sigmoid()
-        deltas_all = permute_and_flatten(box_regression, N, A, 4, H, W)
-
-        results = []
-        for probs, deltas, anchors_per_image in zip(class_probs, deltas_all, anchors):
-            # The score is the class probability itself.
-            anchor_idx, class_idx, scores = candidates_above_threshold(probs, self.pre_nms_thresh)
-            scores, anchor_idx, class_idx = keep_top_candidates(scores, self.pre_nms_top_n, anchor_idx, class_idx)
-            boxes = self.box_coder.decode(deltas[anchor_idx], anchors_per_image.bbox[anchor_idx])
-            results.append(detections_boxlist(boxes, anchors_per_image.size, class_idx, scores, self.min_size))
-        return results
+        """``anchors``: this level's BoxList per image; ``box_cls``: ``N x A*C x H x W``."""
+        return self.detections_for_level(anchors[0].bbox, box_cls, box_regression, None, self._image_sizes(anchors))
 
     def forward(self, anchors, box_cls, box_regression, targets=None):
-        """anchors: per image, a list of per-level BoxLists; returns one BoxList per image."""
-        anchors_per_level = list(zip(*anchors))
-        per_level = [
-            self.forward_for_single_feature_map(a, c, r)
-            for a, c, r in zip(anchors_per_level, box_cls, box_regression)
-        ]
-        return self.select_over_all_levels(join_levels(per_level))
-
-    def select_over_all_levels(self, boxlists):
-        return [keep_top_detections(b, self.nms_thresh, self.fpn_post_nms_top_n) for b in boxlists]
+        """``anchors``: per image, a list of per-level BoxLists; returns one BoxList per image."""
+        positions = [level.bbox for level in anchors[0]]
+        image_sizes = self._image_sizes([per_image[0] for per_image in anchors])
+        return super().forward(positions, box_cls, box_regression, None, image_sizes)
 
 
 def make_retinanet_postprocessor(config, rpn_box_coder, is_train):
-    return RetinaNetPostProcessor(box_coder=rpn_box_coder, **postprocessor_settings(config, config.MODEL.RETINANET))
+    return RetinaNetPostProcessor(
+        box_coder=rpn_box_coder, **DensePostProcessor.settings_from(config.MODEL.RETINANET, config.TEST)
+    )
