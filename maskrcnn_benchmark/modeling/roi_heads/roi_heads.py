@@ -1,7 +1,8 @@
 """The second stage: box head, then (Mask R-CNN) mask head on its output."""
 import torch
 
-from maskrcnn_benchmark.config.configurable import configurable
+from maskrcnn_benchmark.modeling.architecture import is_dense_detector
+from maskrcnn_benchmark.modeling.configurable import configurable
 
 from .box_head.box_head import build_roi_box_head
 from .mask_head.mask_head import build_roi_mask_head
@@ -36,10 +37,10 @@ class CombinedROIHeads(torch.nn.ModuleDict):
 
 
 def build_roi_heads(cfg, in_channels):
-    heads = []
-    one_stage = any(cfg.MODEL.get(key, False) for key in ("RETINANET_ON", "FCOS_ON", "ATSS_ON", "PAA_ON"))
-    if cfg.MODEL.RPN_ONLY or one_stage:
+    """The box head, and the mask head with MODEL.MASK_ON; [] for an RPN-only or dense detector."""
+    if cfg.MODEL.RPN_ONLY or is_dense_detector(cfg):
         return []
+    heads = []
     heads.append(("box", build_roi_box_head(cfg, in_channels)))
     if cfg.MODEL.MASK_ON:
         heads.append(("mask", build_roi_mask_head(cfg, in_channels)))

@@ -1,13 +1,13 @@
 """Region Proposal Network: objectness + box regression on anchors, then proposal selection."""
-import importlib
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from maskrcnn_benchmark.config.configurable import configurable
+from maskrcnn_benchmark.modeling.configurable import configurable
 from maskrcnn_benchmark.modeling import registry
+from maskrcnn_benchmark.modeling.architecture import is_dense_detector
 from maskrcnn_benchmark.modeling.box_coder import BoxCoder
+from maskrcnn_benchmark.modeling.dense_heads.build import build_dense_head
 from maskrcnn_benchmark.modeling.rpn.anchor_generator import (
     anchors_for_image_sizes,
     make_anchor_generator,
@@ -179,30 +179,9 @@ class RPNModule(SamplingFreeHead):
         return self.head.cls_logits
 
 
-def _one_stage_builder(package, builder_name):
-    """Import a one-stage head's builder from its package, or from the module of the same name."""
-    module = importlib.import_module("maskrcnn_benchmark.modeling.rpn." + package)
-    if not hasattr(module, builder_name):
-        module = importlib.import_module("maskrcnn_benchmark.modeling.rpn.{0}.{0}".format(package))
-    return getattr(module, builder_name)
-
-
-_ONE_STAGE_SWITCHES = (
-    ("RETINANET_ON", "retinanet", "build_retinanet"),
-    ("FCOS_ON", "fcos", "build_fcos"),
-    ("ATSS_ON", "atss", "build_atss"),
-    ("PAA_ON", "paa", "build_paa"),
-)
-
-
 def build_rpn(cfg, in_channels):
-    """The RPN, or the one-stage head selected by ``MODEL.<NAME>_ON`` (at most one)."""
-    enabled = [switch for switch in _ONE_STAGE_SWITCHES if cfg.MODEL.get(switch[0], False)]
-    if len(enabled) > 1:
-        raise ValueError(
-            "At most one of MODEL.{} may be True".format(", MODEL.".join(s[0] for s in enabled))
-        )
-    if enabled:
-        _, package, builder_name = enabled[0]
-        return _one_stage_builder(package, builder_name)(cfg, in_channels)
+    """The first stage of ``cfg``: the RPN, or (maskrcnn-benchmark's ``MODEL.RETINANET_ON`` and
+    the other dense switches) the dense head, which then is the whole detector after the backbone."""
+    if is_dense_detector(cfg):
+        return build_dense_head(cfg, in_channels)
     return RPNModule(cfg, in_channels)

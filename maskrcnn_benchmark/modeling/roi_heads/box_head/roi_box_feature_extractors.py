@@ -1,16 +1,16 @@
 """Per-RoI features for the box head: pooled and passed through res5 (C4), two FCs or convs + FC.
 
-GroupNorm layers take their settings from ``norm_config`` (the config whose MODEL.GROUP_NORM
-make_layers reads; None falls back to make_layers' global config).
+GroupNorm layers take their settings from ``gn`` (a make_layers.GroupNormSettings; None gives
+maskrcnn-benchmark's defaults).
 """
 from torch import nn
 from torch.nn import functional as F
 
-from maskrcnn_benchmark.config.configurable import configurable
+from maskrcnn_benchmark.modeling.configurable import configurable
 from maskrcnn_benchmark.layers.lean_linear import lean_linear
 from maskrcnn_benchmark.modeling import registry
 from maskrcnn_benchmark.modeling.backbone.resnet import ResNetHead, StageSpec
-from maskrcnn_benchmark.modeling.make_layers import group_norm, make_fc
+from maskrcnn_benchmark.modeling.make_layers import GroupNormSettings, group_norm, make_fc
 from maskrcnn_benchmark.modeling.poolers import make_pooler
 from maskrcnn_benchmark.modeling.utils import registered
 
@@ -46,6 +46,7 @@ class ResNet50Conv5ROIFeatureExtractor(nn.Module):
                 stride_init=None,
                 res2_out_channels=resnets.RES2_OUT_CHANNELS,
                 dilation=resnets.RES5_DILATION,
+                gn=GroupNormSettings.from_config(cfg),
             ),
         }
 
@@ -66,11 +67,11 @@ class FPN2MLPFeatureExtractor(nn.Module):
     """FPN detectors: RoIs pooled on their level, then two fully connected layers (fc6, fc7)."""
 
     @configurable
-    def __init__(self, pooler, in_channels, representation_size, use_gn=False, norm_config=None):
+    def __init__(self, pooler, in_channels, representation_size, use_gn=False, gn=None):
         super(FPN2MLPFeatureExtractor, self).__init__()
         self.pooler = pooler
-        self.fc6 = make_fc(pooled_size(pooler, in_channels), representation_size, use_gn, config=norm_config)
-        self.fc7 = make_fc(representation_size, representation_size, use_gn, config=norm_config)
+        self.fc6 = make_fc(pooled_size(pooler, in_channels), representation_size, use_gn, gn=gn)
+        self.fc7 = make_fc(representation_size, representation_size, use_gn, gn=gn)
         self.out_channels = representation_size
 
     @classmethod
@@ -81,7 +82,7 @@ class FPN2MLPFeatureExtractor(nn.Module):
             "in_channels": in_channels,
             "representation_size": head.MLP_HEAD_DIM,
             "use_gn": head.USE_GN,
-            "norm_config": cfg,
+            "gn": GroupNormSettings.from_config(cfg),
         }
 
     def forward(self, x, proposals):
@@ -98,7 +99,7 @@ class FPNXconv1fcFeatureExtractor(nn.Module):
 
     @configurable
     def __init__(self, pooler, in_channels, conv_head_dim, num_stacked_convs, representation_size, dilation=1,
-                 use_gn=False, norm_config=None):
+                 use_gn=False, gn=None):
         super(FPNXconv1fcFeatureExtractor, self).__init__()
         self.pooler = pooler
         layers = []
@@ -111,7 +112,7 @@ class FPNXconv1fcFeatureExtractor(nn.Module):
                 nn.init.constant_(conv.bias, 0)
             layers.append(conv)
             if use_gn:
-                layers.append(group_norm(conv_head_dim, config=norm_config))
+                layers.append(group_norm(conv_head_dim, gn=gn))
             layers.append(nn.ReLU(inplace=True))
             channels = conv_head_dim
         self.xconvs = nn.Sequential(*layers)
@@ -129,7 +130,7 @@ class FPNXconv1fcFeatureExtractor(nn.Module):
             "representation_size": head.MLP_HEAD_DIM,
             "dilation": head.DILATION,
             "use_gn": head.USE_GN,
-            "norm_config": cfg,
+            "gn": GroupNormSettings.from_config(cfg),
         }
 
     def forward(self, x, proposals):

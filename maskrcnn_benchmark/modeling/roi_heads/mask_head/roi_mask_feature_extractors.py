@@ -2,9 +2,9 @@
 from torch import nn
 from torch.nn import functional as F
 
-from maskrcnn_benchmark.config.configurable import configurable
+from maskrcnn_benchmark.modeling.configurable import configurable
 from maskrcnn_benchmark.modeling import registry
-from maskrcnn_benchmark.modeling.make_layers import make_conv3x3
+from maskrcnn_benchmark.modeling.make_layers import GroupNormSettings, make_conv3x3
 from maskrcnn_benchmark.modeling.poolers import make_pooler
 from maskrcnn_benchmark.modeling.roi_heads.box_head.roi_box_feature_extractors import (
     ResNet50Conv5ROIFeatureExtractor,
@@ -24,7 +24,7 @@ class MaskRCNNFPNFeatureExtractor(nn.Module):
     (its output channels), named mask_fcn1, mask_fcn2, ..."""
 
     @configurable
-    def __init__(self, pooler, in_channels, conv_layers, dilation=1, use_gn=False, norm_config=None):
+    def __init__(self, pooler, in_channels, conv_layers, dilation=1, use_gn=False, gn=None):
         super(MaskRCNNFPNFeatureExtractor, self).__init__()
         self.pooler = pooler
         self.blocks = []
@@ -32,7 +32,7 @@ class MaskRCNNFPNFeatureExtractor(nn.Module):
         for index, layer_channels in enumerate(conv_layers, 1):
             name = "mask_fcn{}".format(index)
             conv = make_conv3x3(channels, layer_channels, dilation=dilation, stride=1, use_gn=use_gn,
-                                config=norm_config)
+                                gn=gn)
             self.add_module(name, conv)
             self.blocks.append(name)
             channels = layer_channels
@@ -47,7 +47,7 @@ class MaskRCNNFPNFeatureExtractor(nn.Module):
             "conv_layers": tuple(head.CONV_LAYERS),
             "dilation": head.DILATION,
             "use_gn": head.USE_GN,
-            "norm_config": cfg,
+            "gn": GroupNormSettings.from_config(cfg),
         }
 
     def forward(self, x, proposals):
