@@ -325,12 +325,15 @@ _C.MODEL.SAMPLING_FREE.RATIO_WARMUP_ITERS = 100
 # Per stage, the sample strategy: HARD picks the samples trained (registry HARD_STRATEGIES of
 # modeling/sample_strategy: "biased", "all", ...), SOFT is the classification loss (SOFT_STRATEGIES:
 # "ce", "focal", ...). "" derives them from the older keys: RPN / ROI SAMPLER True -> "biased",
-# False -> "all", SOFT "ce"; ONE_STAGE HARD "all", SOFT = CLS_LOSS.
+# False -> "all", SOFT "ce"; ONE_STAGE HARD "all", SOFT = CLS_LOSS. HARD_OPTIONS / SOFT_OPTIONS
+# hold the chosen strategy's own parameters (the keys it declares, given in a yaml).
 
 # RetinaNet, FCOS, ATSS and PAA heads
 _C.MODEL.SAMPLING_FREE.ONE_STAGE = CN()
 _C.MODEL.SAMPLING_FREE.ONE_STAGE.HARD = ""
 _C.MODEL.SAMPLING_FREE.ONE_STAGE.SOFT = ""
+_C.MODEL.SAMPLING_FREE.ONE_STAGE.HARD_OPTIONS = CN(new_allowed=True)
+_C.MODEL.SAMPLING_FREE.ONE_STAGE.SOFT_OPTIONS = CN(new_allowed=True)
 # "focal" (baseline) or "ce" (per-class sigmoid cross-entropy over every valid sample)
 _C.MODEL.SAMPLING_FREE.ONE_STAGE.CLS_LOSS = "focal"
 # "default" (the head's PRIOR_PROB) or "optimal" (pi measured from data, eq. 19)
@@ -345,6 +348,8 @@ _C.MODEL.SAMPLING_FREE.RPN = CN()
 _C.MODEL.SAMPLING_FREE.RPN.SAMPLER = True
 _C.MODEL.SAMPLING_FREE.RPN.HARD = ""
 _C.MODEL.SAMPLING_FREE.RPN.SOFT = ""
+_C.MODEL.SAMPLING_FREE.RPN.HARD_OPTIONS = CN(new_allowed=True)
+_C.MODEL.SAMPLING_FREE.RPN.SOFT_OPTIONS = CN(new_allowed=True)
 _C.MODEL.SAMPLING_FREE.RPN.BIAS_INIT = "default"
 _C.MODEL.SAMPLING_FREE.RPN.GUIDED = "none"
 _C.MODEL.SAMPLING_FREE.RPN.LOSS_SCALE = 1.0
@@ -354,6 +359,8 @@ _C.MODEL.SAMPLING_FREE.ROI = CN()
 _C.MODEL.SAMPLING_FREE.ROI.SAMPLER = True
 _C.MODEL.SAMPLING_FREE.ROI.HARD = ""
 _C.MODEL.SAMPLING_FREE.ROI.SOFT = ""
+_C.MODEL.SAMPLING_FREE.ROI.HARD_OPTIONS = CN(new_allowed=True)
+_C.MODEL.SAMPLING_FREE.ROI.SOFT_OPTIONS = CN(new_allowed=True)
 _C.MODEL.SAMPLING_FREE.ROI.BIAS_INIT = "default"
 _C.MODEL.SAMPLING_FREE.ROI.GUIDED = "none"
 _C.MODEL.SAMPLING_FREE.ROI.LOSS_SCALE = 1.0
