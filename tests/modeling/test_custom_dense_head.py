@@ -4,8 +4,6 @@ DenseDetector meta-architecture builds it, the Sampling-Free protocol measures i
 and scales its losses, the checkpoint holds its weights, and the trained model detects."""
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -15,8 +13,9 @@ from maskrcnn_benchmark.modeling.detector import build_detection_model
 from maskrcnn_benchmark.modeling.detector.dense_detector import DenseDetector
 from maskrcnn_benchmark.structures.image_list import to_image_list
 
+from helpers import run_train_net
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
 TOY_YAML = os.path.join(HERE, "toy_dense_head.yaml")
 
 
@@ -24,13 +23,7 @@ TOY_YAML = os.path.join(HERE, "toy_dense_head.yaml")
 def trained(tmp_path_factory):
     """30 iterations of tools/train_net.py on the shapes data (~40 s on one core)."""
     out = tmp_path_factory.mktemp("toy")
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MASKRCNN_DATA_DIR=str(out / "data"),
-               PYTHONPATH=os.pathsep.join([ROOT, HERE]))
-    done = subprocess.run(
-        [sys.executable, "tools/train_net.py", "--config-file", TOY_YAML, "--skip-test", "OUTPUT_DIR", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_train_net(TOY_YAML, out, module_dirs=(HERE,))
     return out
 
 

@@ -5,8 +5,6 @@ name the strategies and *_OPTIONS give their parameters, the RoI head hands the 
 loss of every candidate, and the soft strategy's state goes into the checkpoint."""
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -16,10 +14,9 @@ from maskrcnn_benchmark.engine.launch import load_config
 from maskrcnn_benchmark.modeling.detector import build_detection_model
 from maskrcnn_benchmark.structures.image_list import to_image_list
 
-from helpers import images_and_targets
+from helpers import images_and_targets, run_train_net
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
 TOY_YAML = os.path.join(HERE, "toy_sample_strategies.yaml")
 ITERATIONS, IMAGES_PER_BATCH, PER_IMAGE = 20, 4, 48
 
@@ -28,13 +25,7 @@ ITERATIONS, IMAGES_PER_BATCH, PER_IMAGE = 20, 4, 48
 def trained(tmp_path_factory):
     """20 iterations of tools/train_net.py on the shapes data (~30 s on one core)."""
     out = tmp_path_factory.mktemp("toy_strategies")
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MASKRCNN_DATA_DIR=str(out / "data"),
-               PYTHONPATH=os.pathsep.join([ROOT, HERE]))
-    done = subprocess.run(
-        [sys.executable, "tools/train_net.py", "--config-file", TOY_YAML, "--skip-test", "OUTPUT_DIR", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_train_net(TOY_YAML, out, module_dirs=(HERE,))
     return out
 
 

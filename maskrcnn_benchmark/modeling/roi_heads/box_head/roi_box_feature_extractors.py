@@ -21,6 +21,17 @@ def pooled_size(pooler, in_channels):
     return in_channels * height * width
 
 
+def pooled_head_config(cfg, head_name, in_channels):
+    """What the pooling feature extractors read alike from ``MODEL.<head_name>``: their pooler,
+    input width and GroupNorm use and settings."""
+    return {
+        "pooler": make_pooler(cfg, head_name),
+        "in_channels": in_channels,
+        "use_gn": cfg.MODEL[head_name].USE_GN,
+        "gn": GroupNormSettings.from_config(cfg),
+    }
+
+
 @registry.ROI_BOX_FEATURE_EXTRACTORS.register("ResNet50Conv5ROIFeatureExtractor")
 class ResNet50Conv5ROIFeatureExtractor(nn.Module):
     """C4 detectors: RoIs pooled from res4 run through the res5 stage (stride 2)."""
@@ -76,14 +87,8 @@ class FPN2MLPFeatureExtractor(nn.Module):
 
     @classmethod
     def from_config(cls, cfg, in_channels):
-        head = cfg.MODEL.ROI_BOX_HEAD
-        return {
-            "pooler": make_pooler(cfg, "ROI_BOX_HEAD"),
-            "in_channels": in_channels,
-            "representation_size": head.MLP_HEAD_DIM,
-            "use_gn": head.USE_GN,
-            "gn": GroupNormSettings.from_config(cfg),
-        }
+        return {**pooled_head_config(cfg, "ROI_BOX_HEAD", in_channels),
+                "representation_size": cfg.MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM}
 
     def forward(self, x, proposals):
         x = self.pooler(x, proposals).flatten(start_dim=1)
@@ -123,14 +128,11 @@ class FPNXconv1fcFeatureExtractor(nn.Module):
     def from_config(cls, cfg, in_channels):
         head = cfg.MODEL.ROI_BOX_HEAD
         return {
-            "pooler": make_pooler(cfg, "ROI_BOX_HEAD"),
-            "in_channels": in_channels,
+            **pooled_head_config(cfg, "ROI_BOX_HEAD", in_channels),
             "conv_head_dim": head.CONV_HEAD_DIM,
             "num_stacked_convs": head.NUM_STACKED_CONVS,
             "representation_size": head.MLP_HEAD_DIM,
             "dilation": head.DILATION,
-            "use_gn": head.USE_GN,
-            "gn": GroupNormSettings.from_config(cfg),
         }
 
     def forward(self, x, proposals):

@@ -4,10 +4,10 @@ from torch.nn import functional as F
 
 from maskrcnn_benchmark.modeling.configurable import configurable
 from maskrcnn_benchmark.modeling import registry
-from maskrcnn_benchmark.modeling.make_layers import GroupNormSettings, make_conv3x3
-from maskrcnn_benchmark.modeling.poolers import make_pooler
+from maskrcnn_benchmark.modeling.make_layers import make_conv3x3
 from maskrcnn_benchmark.modeling.roi_heads.box_head.roi_box_feature_extractors import (
     ResNet50Conv5ROIFeatureExtractor,
+    pooled_head_config,
 )
 from maskrcnn_benchmark.modeling.utils import registered
 
@@ -31,8 +31,7 @@ class MaskRCNNFPNFeatureExtractor(nn.Module):
         channels = in_channels
         for index, layer_channels in enumerate(conv_layers, 1):
             name = "mask_fcn{}".format(index)
-            conv = make_conv3x3(channels, layer_channels, dilation=dilation, stride=1, use_gn=use_gn,
-                                gn=gn)
+            conv = make_conv3x3(channels, layer_channels, dilation=dilation, stride=1, use_gn=use_gn, gn=gn)
             self.add_module(name, conv)
             self.blocks.append(name)
             channels = layer_channels
@@ -41,14 +40,8 @@ class MaskRCNNFPNFeatureExtractor(nn.Module):
     @classmethod
     def from_config(cls, cfg, in_channels):
         head = cfg.MODEL.ROI_MASK_HEAD
-        return {
-            "pooler": make_pooler(cfg, "ROI_MASK_HEAD"),
-            "in_channels": in_channels,
-            "conv_layers": tuple(head.CONV_LAYERS),
-            "dilation": head.DILATION,
-            "use_gn": head.USE_GN,
-            "gn": GroupNormSettings.from_config(cfg),
-        }
+        return {**pooled_head_config(cfg, "ROI_MASK_HEAD", in_channels),
+                "conv_layers": tuple(head.CONV_LAYERS), "dilation": head.DILATION}
 
     def forward(self, x, proposals):
         x = self.pooler(x, proposals)
