@@ -14,6 +14,7 @@ it is an error naming both keys.
 from dataclasses import dataclass
 from typing import Any, Optional, Tuple
 
+from maskrcnn_benchmark.config.defaults import _C
 from maskrcnn_benchmark.modeling.sample_strategy import hard_strategy_class, soft_strategy_class
 
 from .guided_loss import MODES as GUIDED_MODES
@@ -23,9 +24,8 @@ BIAS_INITS = ("default", "optimal")
 CLS_LOSSES = ("focal", "ce")
 # Where the biased sampler's budget of a two-stage stage lives.
 _SAMPLER_GROUPS = {"RPN": "RPN", "ROI": "ROI_HEADS"}
-# The legacy keys' defaults: at these values a legacy key defers to HARD / SOFT.
-_DEFAULT_SAMPLER = True
-_DEFAULT_CLS_LOSS = "focal"
+# At its default value (defaults.py) a legacy key defers to HARD / SOFT.
+_DEFAULTS = _C.MODEL.SAMPLING_FREE
 
 
 def _key(stage, name):
@@ -128,12 +128,12 @@ def stage_settings(cfg, stage, **overrides):
     if stage == "ONE_STAGE":
         _check_choice(stage, "CLS_LOSS", node.CLS_LOSS, CLS_LOSSES)
         values["hard"] = _resolve(stage, "HARD", node.HARD, None, None, None, "all")
-        values["soft"] = _resolve(stage, "SOFT", node.SOFT, "CLS_LOSS", node.CLS_LOSS, _DEFAULT_CLS_LOSS,
+        values["soft"] = _resolve(stage, "SOFT", node.SOFT, "CLS_LOSS", node.CLS_LOSS, _DEFAULTS.ONE_STAGE.CLS_LOSS,
                                   node.CLS_LOSS)
     else:
         if not isinstance(node.SAMPLER, bool):
             raise ValueError(f"{_key(stage, 'SAMPLER')}: must be True or False, got {node.SAMPLER!r}")
-        values["hard"] = _resolve(stage, "HARD", node.HARD, "SAMPLER", node.SAMPLER, _DEFAULT_SAMPLER,
+        values["hard"] = _resolve(stage, "HARD", node.HARD, "SAMPLER", node.SAMPLER, _DEFAULTS[stage].SAMPLER,
                                   "biased" if node.SAMPLER else "all")
         values["soft"] = _resolve(stage, "SOFT", node.SOFT, None, None, None, "ce")
         budget = cfg.MODEL[_SAMPLER_GROUPS[stage]]
