@@ -47,4 +47,6 @@ def test_config_builds_a_detector(path):
                 f"{name}: state_dict layout changed: missing {sorted(set(recorded['keys']) - set(lines))[:10]}, "
                 f"new {sorted(set(lines) - set(recorded['keys']))[:10]}"
             )
-        assert layout_digest(lines) == recorded["sha1"], f"{name}: state_dict layout changed ({len(lines)} keys, {recorded['num_keys']} recorded)"
+        assert layout_digest(lines) == recorded["sha1"], (
+            f"{name}: state_dict layout changed ({len(lines)} keys, {recorded['num_keys']} recorded)"
+        )

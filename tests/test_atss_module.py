@@ -105,7 +105,9 @@ def test_classification_loss_matches_independent_formula(group, kind):
         if group == "ATSS":
             image_labels, _ = module.loss_evaluator.assign(anchors, target)
         else:
-            image_labels, _ = module.loss_evaluator.assign(anchors, target, logits[image].detach(), deltas[image].detach())
+            image_labels, _ = module.loss_evaluator.assign(
+                anchors, target, logits[image].detach(), deltas[image].detach()
+            )
         labels.append(image_labels)
     labels = torch.cat(labels)
     one_hot = F.one_hot(labels, NUM_CLASSES)[:, 1:].float()

@@ -90,7 +90,7 @@ def test_the_required_names_are_registered():
 def test_unknown_body_and_bad_settings_are_named():
     cfg = narrow_cfg("R-50-FPN")
     cfg.MODEL.BACKBONE.CONV_BODY = "R-51-FPN"
-    with pytest.raises(KeyError, match="CONV_BODY='R-51-FPN'"):
+    with pytest.raises(KeyError, match="CONV_BODY: unknown 'R-51-FPN'"):
         build_backbone(cfg)
     with pytest.raises(KeyError, match="TRANS_FUNC='BottleneckWithMagic'"):
         build_backbone(narrow_cfg("R-50-FPN", TRANS_FUNC="BottleneckWithMagic"))

@@ -91,3 +91,17 @@ def test_c4_head_gets_the_groups_it_is_given():
     assert gn_group_counts(make_fc(32, 64, use_gn=True, gn=GroupNormSettings(num_groups=16))) == [16]
     settings = GroupNormSettings.from_config(global_cfg)
     assert (settings.dim_per_gp, settings.num_groups, settings.epsilon) == (-1, 32, 1e-5)
+
+
+def test_a_c4_detector_with_group_norm_uses_the_configs_groups_everywhere(monkeypatch):
+    # The reported case: the C4 box head (res5 on pooled RoIs) got 32 groups with 16 asked for.
+    from maskrcnn_benchmark.modeling.detector import build_detection_model
+
+    monkeypatch.setitem(global_cfg.MODEL.GROUP_NORM, "NUM_GROUPS", 32)
+    cfg = narrow_default_cfg()  # R-50-C4, Faster R-CNN
+    cfg.MODEL.RESNETS.TRANS_FUNC = "BottleneckWithGN"
+    cfg.MODEL.RESNETS.STEM_FUNC = "StemWithGN"
+    cfg.MODEL.GROUP_NORM.NUM_GROUPS = 4
+    model = build_detection_model(cfg)
+    assert gn_group_counts(model.backbone) == [4]
+    assert gn_group_counts(model.roi_heads.box.feature_extractor.head) == [4]

@@ -62,7 +62,8 @@ def test_init_sets_normal_weights_zero_bias_prior_and_keeps_dcn_offsets_at_zero(
     head.tower = make_tower(32, 2, use_gn=True, use_dcn_last=True)
     head.cls_logits = nn.Conv2d(32, 80, 3, padding=1)
     init_dense_head_(head, head.cls_logits, prior_prob=0.01, std=0.01)
-    weights = torch.cat([head.tower[0].weight.flatten(), head.tower[3].conv.weight.flatten(), head.cls_logits.weight.flatten()])
+    convs = (head.tower[0], head.tower[3].conv, head.cls_logits)
+    weights = torch.cat([conv.weight.flatten() for conv in convs])
     assert weights.std().item() == pytest.approx(0.01, rel=0.05)
     assert head.tower[0].bias.abs().max() == 0 and head.tower[3].conv.bias.abs().max() == 0
     assert head.tower[3].offset.weight.abs().max() == 0  # the regular grid
@@ -123,7 +124,8 @@ def test_giou_loss_matches_torchvision():
     pred, target = random_boxes(50, generator), random_boxes(50, generator)
     ours = box_overlap_loss(pred, target, "giou")
     torch.testing.assert_close(ours, generalized_box_iou_loss(pred, target, reduction="none"), rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(box_overlap_loss(pred, target, "iou"), -torch.log(box_iou(pred, target).diagonal().clamp(min=1e-6)))
+    reference_iou = box_iou(pred, target).diagonal()
+    torch.testing.assert_close(box_overlap_loss(pred, target, "iou"), -torch.log(reference_iou.clamp(min=1e-6)))
 
 
 def test_smoothed_iou_of_distances_by_hand():

@@ -15,7 +15,7 @@ from maskrcnn_benchmark.modeling.architecture import (
     is_dense_detector,
     meta_architecture_name,
 )
-from maskrcnn_benchmark.modeling.dense_heads.build import build_dense_head, registered_dense_heads
+from maskrcnn_benchmark.modeling.dense_heads.build import build_dense_head, dense_head_class, registered_dense_heads
 from maskrcnn_benchmark.modeling.dense_heads.head import DenseHead
 from maskrcnn_benchmark.modeling.detector import build_detection_model
 from maskrcnn_benchmark.modeling.detector.dense_detector import DenseDetector
@@ -67,7 +67,7 @@ def test_dense_head_named_directly_and_the_errors_name_the_keys():
         dense_head_name(with_flags(PAA_ON=True, DENSE_HEAD="FCOS"))
     with pytest.raises(ValueError, match="MODEL.META_ARCHITECTURE='DenseDetector' needs a dense head"):
         meta_architecture_name(with_flags(META_ARCHITECTURE="DenseDetector"))
-    with pytest.raises(KeyError, match="MODEL.DENSE_HEAD='Nope'.*'ATSS', 'FCOS'"):
+    with pytest.raises(KeyError, match="MODEL.DENSE_HEAD.*CUSTOM_IMPORTS.*unknown 'Nope'; registered: .*'FCOS'"):
         build_dense_head(with_flags(META_ARCHITECTURE="DenseDetector", DENSE_HEAD="Nope"), 64)
     with pytest.raises(KeyError, match="MODEL.META_ARCHITECTURE: unknown 'Nope'"):
         build_detection_model(with_flags(META_ARCHITECTURE="Nope"))
@@ -94,8 +94,12 @@ def test_checkpoints_of_the_old_layout_load_exactly(detector, variant):
     name = f"shapes/{detector.lower()}_R-18-FPN_shapes{variant}.yaml"
     with open(LAYOUTS) as handle:
         recorded = json.load(handle)[name]["keys"]
-    model = build_detection_model(shapes_cfg(os.path.basename(name)))
+    cfg = shapes_cfg(os.path.basename(name))
+    model = build_detection_model(cfg)
     assert isinstance(model, DenseDetector) and type(model.rpn).__name__ == HEAD_CLASS[detector]
+    # the config group the head declares is the one whose NUM_CLASSES sized its classifier
+    assert type(model.rpn) is dense_head_class(cfg)
+    assert model.rpn.num_foreground_classes == cfg.MODEL[model.rpn.config_group].NUM_CLASSES - 1
     generator = torch.Generator().manual_seed(0)
     old_checkpoint = {}
     for line in recorded:

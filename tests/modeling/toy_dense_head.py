@@ -44,6 +44,8 @@ class ToyConvs(nn.Module):
 
 @registry.DENSE_HEADS.register("ToyPoints")
 class ToyPointsHead(DenseHead):
+    config_group = "FCOS"
+
     def __init__(self, in_channels, num_classes, strides, settings, prior_prob=0.01, postprocess=None,
                  size_divisibility=0):
         head = ToyConvs(in_channels, num_classes, strides, prior_prob)

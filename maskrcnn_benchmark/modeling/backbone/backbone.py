@@ -16,6 +16,7 @@ from torch import nn
 
 from maskrcnn_benchmark.modeling import registry
 from maskrcnn_benchmark.modeling.make_layers import GroupNormSettings, conv_with_kaiming_uniform
+from maskrcnn_benchmark.modeling.utils import registered
 
 from . import fpn as fpn_module
 from . import resnet
@@ -92,10 +93,4 @@ for _depth in ("R-18", "R-34", "R-50", "R-101", "R-152"):
 
 
 def build_backbone(cfg):
-    name = cfg.MODEL.BACKBONE.CONV_BODY
-    if name not in registry.BACKBONES:
-        raise KeyError(
-            f"MODEL.BACKBONE.CONV_BODY={name!r} is not a registered backbone; "
-            f"choose one of {sorted(registry.BACKBONES)}"
-        )
-    return registry.BACKBONES[name](cfg)
+    return registered(registry.BACKBONES, cfg.MODEL.BACKBONE.CONV_BODY, "MODEL.BACKBONE.CONV_BODY")(cfg)

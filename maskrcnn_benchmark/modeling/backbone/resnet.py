@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from maskrcnn_benchmark.layers import BatchNorm2d, Conv2d, FrozenBatchNorm2d
-from maskrcnn_benchmark.modeling.configurable import configurable
+from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.modeling.make_layers import GroupNormSettings, group_norm
 
 from .deform_conv import DFConv2d

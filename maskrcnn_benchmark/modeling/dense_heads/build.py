@@ -9,6 +9,7 @@ import importlib
 
 from maskrcnn_benchmark.modeling import registry
 from maskrcnn_benchmark.modeling.architecture import dense_head_name
+from maskrcnn_benchmark.modeling.utils import registered
 
 BUILTIN_DENSE_HEADS = (
     "maskrcnn_benchmark.modeling.rpn.retinanet.retinanet",
@@ -25,15 +26,15 @@ def registered_dense_heads():
     return sorted(registry.DENSE_HEADS)
 
 
+def dense_head_class(cfg):
+    """The registered class of the dense head ``cfg`` names (MODEL.DENSE_HEAD or a MODEL.<NAME>_ON
+    switch); its ``config_group`` is the MODEL group it reads (NUM_CLASSES, ...)."""
+    registered_dense_heads()
+    return registered(registry.DENSE_HEADS, dense_head_name(cfg), "MODEL.DENSE_HEAD (yours: see CUSTOM_IMPORTS)")
+
+
 def build_dense_head(cfg, in_channels):
-    """The dense head of ``cfg`` (MODEL.DENSE_HEAD or a MODEL.<NAME>_ON switch) on ``in_channels``-wide
-    features, built from the arguments its ``from_config(cfg, in_channels)`` reads."""
-    name = dense_head_name(cfg)
-    known = registered_dense_heads()
-    if name not in registry.DENSE_HEADS:
-        raise KeyError(
-            f"MODEL.DENSE_HEAD={name!r} is not a registered dense head; registered: {known} "
-            "(a head of your own: list its module in CUSTOM_IMPORTS)"
-        )
-    head_class = registry.DENSE_HEADS[name]
+    """The dense head of ``cfg`` on ``in_channels``-wide features, built from the arguments its
+    ``from_config(cfg, in_channels)`` reads."""
+    head_class = dense_head_class(cfg)
     return head_class(**head_class.from_config(cfg, in_channels))

@@ -53,6 +53,9 @@ class DenseHead(SamplingFreeHead):
     columns); ``position_generator``: where the head's samples sit; ``size_divisibility``: the
     batching's padding (DATALOADER.SIZE_DIVISIBILITY), so counting sees the maps the network sees."""
 
+    # The MODEL.<group> the head's from_config reads (its NUM_CLASSES is the classifier size)
+    config_group = None
+
     def __init__(self, name, settings, head, position_generator, size_divisibility):
         super().__init__(name, settings, SIGMOID, head.num_classes)
         self.head = head

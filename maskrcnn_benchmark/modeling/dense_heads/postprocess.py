@@ -72,15 +72,9 @@ class DensePostProcessor(nn.Module):
     def __init__(self, decode, score=class_probability, pre_nms_thresh=0.05, pre_nms_top_n=1000,
                  nms_thresh=0.5, fpn_post_nms_top_n=100, min_size=0, num_classes=81, refine=None):
         super().__init__()
-        self.decode = decode
-        self.score = score
-        self.refine = refine
-        self.pre_nms_thresh = pre_nms_thresh
-        self.pre_nms_top_n = pre_nms_top_n
-        self.nms_thresh = nms_thresh
-        self.fpn_post_nms_top_n = fpn_post_nms_top_n
-        self.min_size = min_size
-        self.num_classes = num_classes
+        self.decode, self.score, self.refine = decode, score, refine
+        self.pre_nms_thresh, self.pre_nms_top_n, self.nms_thresh = pre_nms_thresh, pre_nms_top_n, nms_thresh
+        self.fpn_post_nms_top_n, self.min_size, self.num_classes = fpn_post_nms_top_n, min_size, num_classes
 
     @staticmethod
     def settings_from(head_cfg, test_cfg):

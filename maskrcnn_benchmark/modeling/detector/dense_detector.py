@@ -8,7 +8,7 @@ from torch import nn
 
 from maskrcnn_benchmark.modeling import registry
 from maskrcnn_benchmark.modeling.backbone import build_backbone
-from maskrcnn_benchmark.modeling.configurable import configurable
+from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.modeling.dense_heads.build import build_dense_head
 from maskrcnn_benchmark.structures.image_list import to_image_list
 

@@ -9,6 +9,7 @@ validated.
 from maskrcnn_benchmark.modeling import registry
 from maskrcnn_benchmark.modeling.architecture import import_custom_modules, meta_architecture_name
 from maskrcnn_benchmark.modeling.sampling_free import check_sampling_free_config
+from maskrcnn_benchmark.modeling.utils import registered
 
 from .dense_detector import DenseDetector  # noqa: F401  (registers "DenseDetector")
 from .generalized_rcnn import GeneralizedRCNN
@@ -22,9 +23,4 @@ def build_detection_model(cfg):
     import_custom_modules(cfg)
     # every stage's Sampling-Free keys, used by this detector or not: a typo stops any build
     check_sampling_free_config(cfg)
-    name = meta_architecture_name(cfg)
-    if name not in registry.META_ARCHITECTURES:
-        raise KeyError(
-            "MODEL.META_ARCHITECTURE: unknown {!r}; known: {}".format(name, sorted(registry.META_ARCHITECTURES))
-        )
-    return registry.META_ARCHITECTURES[name](cfg)
+    return registered(registry.META_ARCHITECTURES, meta_architecture_name(cfg), "MODEL.META_ARCHITECTURE")(cfg)

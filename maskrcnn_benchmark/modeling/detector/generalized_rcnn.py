@@ -1,8 +1,8 @@
 """Backbone -> RPN (or a one-stage head) -> RoI heads."""
 from torch import nn
 
+from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.modeling.backbone import build_backbone
-from maskrcnn_benchmark.modeling.configurable import configurable
 from maskrcnn_benchmark.modeling.roi_heads.roi_heads import build_roi_heads
 from maskrcnn_benchmark.modeling.rpn.rpn import build_rpn
 from maskrcnn_benchmark.structures.image_list import to_image_list

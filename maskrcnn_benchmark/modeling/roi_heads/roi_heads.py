@@ -1,8 +1,8 @@
 """The second stage: box head, then (Mask R-CNN) mask head on its output."""
 import torch
 
+from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.modeling.architecture import is_dense_detector
-from maskrcnn_benchmark.modeling.configurable import configurable
 
 from .box_head.box_head import build_roi_box_head
 from .mask_head.mask_head import build_roi_mask_head

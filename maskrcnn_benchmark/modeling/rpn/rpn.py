@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from maskrcnn_benchmark.modeling.configurable import configurable
+from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.modeling import registry
 from maskrcnn_benchmark.modeling.architecture import is_dense_detector
 from maskrcnn_benchmark.modeling.box_coder import BoxCoder

@@ -12,4 +12,5 @@ def concat_box_prediction_layers(box_cls, box_regression):
     ``(N*R) x 4`` regressions, image-major, in the anchor order of every level."""
     num_anchors = box_regression[0].shape[1] // 4
     num_classes = box_cls[0].shape[1] // num_anchors
-    return flatten_levels(box_cls, num_classes).reshape(-1, num_classes), flatten_levels(box_regression, 4).reshape(-1, 4)
+    box_cls = flatten_levels(box_cls, num_classes).reshape(-1, num_classes)
+    return box_cls, flatten_levels(box_regression, 4).reshape(-1, 4)

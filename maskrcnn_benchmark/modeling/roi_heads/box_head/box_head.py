@@ -3,7 +3,7 @@ import functools
 
 import torch
 
-from maskrcnn_benchmark.modeling.configurable import configurable
+from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.modeling.box_coder import BoxCoder
 from maskrcnn_benchmark.modeling.rpn.anchor_generator import anchors_for_image_sizes, make_anchor_generator
 from maskrcnn_benchmark.modeling.sample_strategy import SOFTMAX

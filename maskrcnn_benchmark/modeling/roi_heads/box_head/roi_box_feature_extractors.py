@@ -6,7 +6,7 @@ maskrcnn-benchmark's defaults).
 from torch import nn
 from torch.nn import functional as F
 
-from maskrcnn_benchmark.modeling.configurable import configurable
+from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.layers.lean_linear import lean_linear
 from maskrcnn_benchmark.modeling import registry
 from maskrcnn_benchmark.modeling.backbone.resnet import ResNetHead, StageSpec

@@ -1,7 +1,7 @@
 """Class scores and per-class box regressions from the per-RoI features."""
 from torch import nn
 
-from maskrcnn_benchmark.modeling.configurable import configurable
+from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.modeling import registry
 from maskrcnn_benchmark.modeling.utils import registered
 

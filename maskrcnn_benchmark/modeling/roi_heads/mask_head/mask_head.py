@@ -1,7 +1,7 @@
 """The mask head of Mask R-CNN."""
 import torch
 
-from maskrcnn_benchmark.modeling.configurable import configurable
+from maskrcnn_benchmark.config.configurable import configurable
 
 from .inference import make_roi_mask_post_processor
 from .loss import make_roi_mask_loss_evaluator

@@ -2,7 +2,7 @@
 from torch import nn
 from torch.nn import functional as F
 
-from maskrcnn_benchmark.modeling.configurable import configurable
+from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.modeling import registry
 from maskrcnn_benchmark.modeling.utils import registered
 

@@ -7,7 +7,7 @@ initialisation.
 """
 from maskrcnn_benchmark.modeling import registry
 from maskrcnn_benchmark.modeling.box_coder import BoxCoder
-from maskrcnn_benchmark.modeling.configurable import configurable
+from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.modeling.dense_heads.head import DenseHead, dense_head_config
 from maskrcnn_benchmark.modeling.rpn.anchor_generator import make_anchor_generator_retinanet
 from maskrcnn_benchmark.modeling.rpn.atss.head import ATSSHead
@@ -28,13 +28,13 @@ class DenseAnchorModule(DenseHead):
         super().__init__(name, settings, head, anchor_generator, size_divisibility)
         self.box_coder = BoxCoder(weights=BOX_CODER_WEIGHTS)
 
-    @staticmethod
-    def common_config(cfg, group_name, in_channels):
+    @classmethod
+    def common_config(cls, cfg, in_channels):
         """The arguments both take from their config group (MODEL.ATSS or MODEL.PAA)."""
-        group = cfg.MODEL[group_name]
+        group = cfg.MODEL[cls.config_group]
         return dict(
             dense_head_config(cfg, group),
-            head=ATSSHead(group, in_channels, owner=f"MODEL.{group_name}"),
+            head=ATSSHead(group, in_channels, owner=f"MODEL.{cls.config_group}"),
             anchor_generator=make_anchor_generator_retinanet(cfg, group),
         )
 
@@ -53,6 +53,7 @@ class DenseAnchorModule(DenseHead):
 
 @registry.DENSE_HEADS.register("ATSS")
 class ATSSModule(DenseAnchorModule):
+    config_group = "ATSS"
     quality_loss_key = "loss_centerness"
 
     @configurable
@@ -69,8 +70,9 @@ class ATSSModule(DenseAnchorModule):
         atss = cfg.MODEL.ATSS
         for key, implemented in (("POSITIVE_TYPE", "ATSS"), ("REGRESSION_TYPE", "BOX")):
             if atss[key] != implemented:
-                raise ValueError(f"MODEL.ATSS.{key}={atss[key]!r} is not supported; only {implemented!r} is implemented")
-        return dict(cls.common_config(cfg, "ATSS", in_channels), topk=atss.TOPK, reg_loss_weight=atss.REG_LOSS_WEIGHT)
+                raise ValueError(f"MODEL.ATSS.{key}={atss[key]!r} is not supported; only {implemented!r} is "
+                                 "implemented")
+        return dict(cls.common_config(cfg, in_channels), topk=atss.TOPK, reg_loss_weight=atss.REG_LOSS_WEIGHT)
 
     def assign(self, positions_per_level, target):
         return self.loss_evaluator.assign(positions_per_level, target)

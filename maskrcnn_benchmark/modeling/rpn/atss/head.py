@@ -7,7 +7,7 @@ centre-ness for ATSS, IoU for PAA.
 """
 from torch import nn
 
-from maskrcnn_benchmark.modeling.configurable import configurable
+from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.modeling.dense_heads.head import conv_head_config
 from maskrcnn_benchmark.modeling.dense_heads.tower import Scale, init_dense_head_, make_tower
 

@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from maskrcnn_benchmark.modeling import registry
-from maskrcnn_benchmark.modeling.configurable import configurable
+from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.modeling.dense_heads.head import DenseHead, conv_head_config, dense_head_config
 from maskrcnn_benchmark.modeling.dense_heads.points import PointGenerator
 from maskrcnn_benchmark.modeling.dense_heads.tower import Scale, init_dense_head_, make_tower
@@ -68,6 +68,7 @@ class FCOSHead(nn.Module):
 @registry.DENSE_HEADS.register("FCOS")
 class FCOSModule(DenseHead):
     """Head, points, FCOS assignment, losses and post-processing."""
+    config_group = "FCOS"
 
     @configurable
     def __init__(self, head, settings, center_sampling_radius=0.0, iou_loss_type="iou", postprocess=None,

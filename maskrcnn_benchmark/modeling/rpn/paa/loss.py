@@ -40,18 +40,13 @@ class PAALossComputation:
                  reg_loss_weight=1.3, iou_loss_weight=0.5, hard_strategy=None,
                  select_candidates=select_paa_candidates, split=split_by_mixture, box_loss=box_overlap_loss):
         check_box_loss_kind(reg_loss_type, "MODEL.PAA.REG_LOSS_TYPE")
-        self.cls_loss_func = cls_loss_func
-        self.candidate_loss = cls_loss_func
+        self.cls_loss_func = self.candidate_loss = cls_loss_func
         self.hard_strategy = hard_strategy or AllSamples()
         self.box_coder = box_coder
-        self.iou_threshold = iou_threshold
-        self.topk = topk
-        self.reg_loss_type = reg_loss_type
-        self.reg_loss_weight = reg_loss_weight
-        self.iou_loss_weight = iou_loss_weight
-        self.select_candidates = select_candidates
-        self.split = split
-        self.box_loss = box_loss
+        self.iou_threshold, self.topk = iou_threshold, topk
+        self.reg_loss_type, self.reg_loss_weight, self.iou_loss_weight = reg_loss_type, reg_loss_weight, iou_loss_weight
+        # the three replaceable steps
+        self.select_candidates, self.split, self.box_loss = select_candidates, split, box_loss
 
     def candidates(self, anchors_per_level, target):
         gt_boxes = target.convert("xyxy").bbox.to(anchors_per_level[0].dtype)

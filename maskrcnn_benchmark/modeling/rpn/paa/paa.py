@@ -11,7 +11,7 @@ which do not exist before training, so the count is an upper bound on the positi
 import torch
 
 from maskrcnn_benchmark.modeling import registry
-from maskrcnn_benchmark.modeling.configurable import configurable
+from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.modeling.rpn.atss.atss import DenseAnchorModule
 from maskrcnn_benchmark.modeling.rpn.atss.inference import atss_postprocessor
 from maskrcnn_benchmark.modeling.rpn.paa.inference import score_voting
@@ -20,6 +20,7 @@ from maskrcnn_benchmark.modeling.rpn.paa.loss import PAALossComputation
 
 @registry.DENSE_HEADS.register("PAA")
 class PAAModule(DenseAnchorModule):
+    config_group = "PAA"
     quality_loss_key = "loss_iou"
 
     @configurable
@@ -38,7 +39,7 @@ class PAAModule(DenseAnchorModule):
     def from_config(cls, cfg, in_channels):
         paa = cfg.MODEL.PAA
         return dict(
-            cls.common_config(cfg, "PAA", in_channels), iou_threshold=paa.IOU_THRESHOLD, topk=paa.TOPK,
+            cls.common_config(cfg, in_channels), iou_threshold=paa.IOU_THRESHOLD, topk=paa.TOPK,
             reg_loss_type=paa.REG_LOSS_TYPE, reg_loss_weight=paa.REG_LOSS_WEIGHT,
             iou_loss_weight=paa.IOU_LOSS_WEIGHT, use_score_voting=paa.INFERENCE_SCORE_VOTING,
         )

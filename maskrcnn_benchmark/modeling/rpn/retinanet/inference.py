@@ -17,6 +17,10 @@ class RetinaNetPostProcessor(DensePostProcessor):
                          fpn_post_nms_top_n, min_size, num_classes)
         self.box_coder = box_coder
 
+    def add_gt_proposals(self, proposals, targets):
+        # maskrcnn-benchmark's surface (inherited there from the RPN's post-processor).
+        raise NotImplementedError("RetinaNet detections are final outputs; they are never extended with ground truth")
+
     @staticmethod
     def _image_sizes(anchors_per_image):
         return [(level.size[1], level.size[0]) for level in anchors_per_image]

@@ -8,7 +8,7 @@ from torch import nn
 
 from maskrcnn_benchmark.modeling import registry
 from maskrcnn_benchmark.modeling.box_coder import BoxCoder
-from maskrcnn_benchmark.modeling.configurable import configurable
+from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.modeling.dense_heads.head import DenseHead, conv_head_config, dense_head_config
 from maskrcnn_benchmark.modeling.dense_heads.postprocess import DensePostProcessor, class_probability
 from maskrcnn_benchmark.modeling.dense_heads.tower import init_dense_head_, make_tower
@@ -35,7 +35,8 @@ class RetinaNetHead(nn.Module):
     @classmethod
     def from_config(cls, cfg, in_channels):
         retina = cfg.MODEL.RETINANET
-        return dict(conv_head_config(retina, in_channels), num_anchors=len(retina.ASPECT_RATIOS) * retina.SCALES_PER_OCTAVE)
+        num_anchors = len(retina.ASPECT_RATIOS) * retina.SCALES_PER_OCTAVE
+        return dict(conv_head_config(retina, in_channels), num_anchors=num_anchors)
 
     def forward(self, x):
         logits = [self.cls_logits(self.cls_tower(feature)) for feature in x]
@@ -46,6 +47,7 @@ class RetinaNetHead(nn.Module):
 @registry.DENSE_HEADS.register("RetinaNet")
 class RetinaNetModule(DenseHead):
     """Head, anchors, IoU assignment, focal / CE + smooth-L1 losses, post-processing."""
+    config_group = "RETINANET"
 
     @configurable
     def __init__(self, head, anchor_generator, settings, fg_iou_threshold=0.5, bg_iou_threshold=0.4,
@@ -81,7 +83,8 @@ class RetinaNetModule(DenseHead):
 
     def losses(self, predictions, positions_per_level, targets):
         box_cls, box_regression = predictions
-        loss_cls, loss_reg = self.loss_evaluator.losses(torch.cat(positions_per_level), box_cls, box_regression, targets)
+        anchors = torch.cat(positions_per_level)
+        loss_cls, loss_reg = self.loss_evaluator.losses(anchors, box_cls, box_regression, targets)
         # The box loss guides the classification loss (identity with the default GUIDED "none").
         return self.scaled_losses("loss_retina_cls", loss_cls, "loss_retina_reg", loss_reg)
 
