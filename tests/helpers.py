@@ -3,6 +3,7 @@
 import contextlib
 import io
 import itertools
+import json
 import math
 import os
 import subprocess
@@ -54,7 +55,8 @@ def square_grid(num_cells, stride, size):
 def run_train_net(config_file, output_dir, module_dirs=(), timeout=600):
     """``tools/train_net.py --config-file config_file --skip-test`` in a subprocess on one thread,
     writing to ``output_dir`` (the shapes data generated under it); ``module_dirs`` go on
-    PYTHONPATH (for CUSTOM_IMPORTS). Fails the test with the run's output when it fails."""
+    PYTHONPATH (for CUSTOM_IMPORTS). Fails the test with the run's output when it fails; returns
+    ``output_dir``."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                MASKRCNN_DATA_DIR=os.path.join(str(output_dir), "data"),
                PYTHONPATH=os.pathsep.join([ROOT, *module_dirs]))
@@ -64,6 +66,13 @@ def run_train_net(config_file, output_dir, module_dirs=(), timeout=600):
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return output_dir
+
+
+def read_metrics(output_dir):
+    """The records of ``output_dir/metrics.json`` (one per log period)."""
+    with open(os.path.join(str(output_dir), "metrics.json")) as handle:
+        return [json.loads(line) for line in handle.read().splitlines()]
 
 
 

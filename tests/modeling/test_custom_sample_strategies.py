@@ -3,7 +3,6 @@
 tools/train_net.py: CUSTOM_IMPORTS brings the module in, MODEL.SAMPLING_FREE.<STAGE>.HARD / SOFT
 name the strategies and *_OPTIONS give their parameters, the RoI head hands the hard strategy the
 loss of every candidate, and the soft strategy's state goes into the checkpoint."""
-import json
 import os
 
 import pytest
@@ -14,7 +13,7 @@ from maskrcnn_benchmark.engine.launch import load_config
 from maskrcnn_benchmark.modeling.detector import build_detection_model
 from maskrcnn_benchmark.structures.image_list import to_image_list
 
-from helpers import images_and_targets, run_train_net
+from helpers import images_and_targets, read_metrics, run_train_net
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOY_YAML = os.path.join(HERE, "toy_sample_strategies.yaml")
@@ -24,13 +23,11 @@ ITERATIONS, IMAGES_PER_BATCH, PER_IMAGE = 20, 4, 48
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """20 iterations of tools/train_net.py on the shapes data (~30 s on one core)."""
-    out = tmp_path_factory.mktemp("toy_strategies")
-    run_train_net(TOY_YAML, out, module_dirs=(HERE,))
-    return out
+    return run_train_net(TOY_YAML, tmp_path_factory.mktemp("toy_strategies"), module_dirs=(HERE,))
 
 
 def test_the_yaml_alone_trains_with_the_toy_strategies(trained):
-    records = [json.loads(line) for line in (trained / "metrics.json").read_text().splitlines()]
+    records = read_metrics(trained)
     assert [r["iteration"] for r in records] == [5, 10, 15, 20]
     assert all(r["loss_classifier"] > 0 and r["loss_objectness"] > 0 for r in records)
     assert records[-1]["loss_box_reg"] < records[0]["loss_box_reg"]  # it learns
