@@ -3,8 +3,11 @@
 import contextlib
 import io
 import itertools
+import json
 import math
 import os
+import subprocess
+import sys
 
 import torch
 from pycocotools.cocoeval import COCOeval
@@ -51,6 +54,30 @@ def square_grid(num_cells, stride, size):
 
 
 # ---------------------------------------------------------------- shapes trainings
+
+def run_train_net(config_file, output_dir, module_dirs=(), timeout=600):
+    """``tools/train_net.py --config-file config_file --skip-test`` in a subprocess on one thread,
+    writing to ``output_dir`` (the shapes data generated under it); ``module_dirs`` go on
+    PYTHONPATH (for CUSTOM_IMPORTS). Fails the test with the run's output when it fails; returns
+    ``output_dir``."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               MASKRCNN_DATA_DIR=os.path.join(str(output_dir), "data"),
+               PYTHONPATH=os.pathsep.join([ROOT, *module_dirs]))
+    done = subprocess.run(
+        [sys.executable, "tools/train_net.py", "--config-file", config_file, "--skip-test",
+         "OUTPUT_DIR", str(output_dir)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return output_dir
+
+
+def read_metrics(output_dir):
+    """The records of ``output_dir/metrics.json`` (one per log period)."""
+    with open(os.path.join(str(output_dir), "metrics.json")) as handle:
+        return [json.loads(line) for line in handle.read().splitlines()]
+
+
 
 def shapes_cfg(*config_names, options=()):
     """The default config with the given files of ``configs/shapes`` merged in order, then

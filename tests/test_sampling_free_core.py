@@ -14,15 +14,14 @@ from maskrcnn_benchmark.config import cfg as default_cfg
 from maskrcnn_benchmark.modeling.sampling_free import (
     GuidedLossScaler,
     SamplingFreeHead,
-    build_guided_loss_scaler,
     measure_and_apply_optimal_bias,
     prior_to_bias,
     sigmoid_prior_from_counts,
     softmax_bias_from_counts,
     stage_settings,
 )
-from maskrcnn_benchmark.structures.bounding_box import BoxList
 from maskrcnn_benchmark.modeling.sampling_free.bias_init import count_over_dataset, sample_indices
+from maskrcnn_benchmark.structures.bounding_box import BoxList
 
 
 def _losses(cls_value=2.0, loc_value=0.5):
@@ -116,9 +115,9 @@ def test_scaler_built_from_config_stage():
     cfg = default_cfg.clone()
     cfg.MODEL.SAMPLING_FREE.ROI.GUIDED = "guided"
     cfg.MODEL.SAMPLING_FREE.RATIO_WARMUP_ITERS = 7
-    scaler = build_guided_loss_scaler(cfg, "roi", "ROI")
+    scaler = GuidedLossScaler.from_settings("roi", stage_settings(cfg, "ROI"))
     assert scaler.mode == "guided" and scaler.ratio_warmup_iters == 7
-    assert build_guided_loss_scaler(cfg, "rpn", "RPN").mode == "none"
+    assert GuidedLossScaler.from_settings("rpn", stage_settings(cfg, "RPN")).mode == "none"
 
 
 def test_prior_to_bias_inverts_the_sigmoid_and_matches_eq_19():

@@ -52,7 +52,7 @@ def _describe(err):
 
 def _as_detection_config(node):
     """Rebuild a CfgNode tree with DetectionConfig at every level."""
-    converted = DetectionConfig()
+    converted = DetectionConfig(new_allowed=node.is_new_allowed())
     for key, value in node.items():
         converted[key] = _as_detection_config(value) if isinstance(value, CfgNode) else value
     return converted

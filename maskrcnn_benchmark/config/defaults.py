@@ -329,41 +329,38 @@ _C.MODEL.SAMPLING_FREE.SAMPLE_IMAGES = 500
 # Iterations over which the "ratio_frozen" variant averages L_loc / L_cls before freezing it
 _C.MODEL.SAMPLING_FREE.RATIO_WARMUP_ITERS = 100
 
-# Per stage, the sample strategy: HARD picks the samples trained (registry HARD_STRATEGIES of
-# modeling/sample_strategy: "biased", "all", ...), SOFT is the classification loss (SOFT_STRATEGIES:
-# "ce", "focal", ...). "" derives them from the older keys: RPN / ROI SAMPLER True -> "biased",
-# False -> "all", SOFT "ce"; ONE_STAGE HARD "all", SOFT = CLS_LOSS.
 
-# RetinaNet, FCOS, ATSS and PAA heads
-_C.MODEL.SAMPLING_FREE.ONE_STAGE = CN()
-_C.MODEL.SAMPLING_FREE.ONE_STAGE.HARD = ""
-_C.MODEL.SAMPLING_FREE.ONE_STAGE.SOFT = ""
-# "focal" (baseline) or "ce" (per-class sigmoid cross-entropy over every valid sample)
-_C.MODEL.SAMPLING_FREE.ONE_STAGE.CLS_LOSS = "focal"
-# "default" (the head's PRIOR_PROB) or "optimal" (pi measured from data, eq. 19)
-_C.MODEL.SAMPLING_FREE.ONE_STAGE.BIAS_INIT = "default"
-# "none" (cls loss x LOSS_SCALE), "guided" (eq. 23), "ratio" (g only), "ratio_frozen"
-_C.MODEL.SAMPLING_FREE.ONE_STAGE.GUIDED = "none"
-# The fixed scale s of Table I, used when GUIDED is "none"
-_C.MODEL.SAMPLING_FREE.ONE_STAGE.LOSS_SCALE = 1.0
+def _sampling_free_stage(**legacy_keys):
+    """The Sampling-Free keys of one detector stage: its older keys first, then those all share."""
+    stage = CN()
+    for key, value in legacy_keys.items():
+        stage[key] = value
+    # The sample strategy. HARD picks the samples trained (registry HARD_STRATEGIES of
+    # modeling/sample_strategy: "biased", "all", ...), SOFT is the classification loss
+    # (SOFT_STRATEGIES: "ce", "focal", ...). "" derives them from the older keys: RPN / ROI
+    # SAMPLER True -> "biased", False -> "all", SOFT "ce"; ONE_STAGE HARD "all", SOFT = CLS_LOSS.
+    stage.HARD = ""
+    stage.SOFT = ""
+    # The chosen strategy's own parameters (the keys it declares, given in a yaml)
+    stage.HARD_OPTIONS = CN(new_allowed=True)
+    stage.SOFT_OPTIONS = CN(new_allowed=True)
+    # "default" (the head's usual init; PRIOR_PROB for one-stage heads) or "optimal" (pi measured
+    # from data, eq. 19)
+    stage.BIAS_INIT = "default"
+    # "none" (cls loss x LOSS_SCALE), "guided" (eq. 23), "ratio" (g only), "ratio_frozen"
+    stage.GUIDED = "none"
+    # The fixed scale s of Table I, used when GUIDED is "none"
+    stage.LOSS_SCALE = 1.0
+    return stage
 
+
+# RetinaNet, FCOS, ATSS and PAA heads. CLS_LOSS: "focal" (baseline) or "ce" (per-class sigmoid
+# cross-entropy over every valid sample)
+_C.MODEL.SAMPLING_FREE.ONE_STAGE = _sampling_free_stage(CLS_LOSS="focal")
 # Region proposal network: SAMPLER False trains every valid anchor
-_C.MODEL.SAMPLING_FREE.RPN = CN()
-_C.MODEL.SAMPLING_FREE.RPN.SAMPLER = True
-_C.MODEL.SAMPLING_FREE.RPN.HARD = ""
-_C.MODEL.SAMPLING_FREE.RPN.SOFT = ""
-_C.MODEL.SAMPLING_FREE.RPN.BIAS_INIT = "default"
-_C.MODEL.SAMPLING_FREE.RPN.GUIDED = "none"
-_C.MODEL.SAMPLING_FREE.RPN.LOSS_SCALE = 1.0
-
+_C.MODEL.SAMPLING_FREE.RPN = _sampling_free_stage(SAMPLER=True)
 # RoI box head: SAMPLER False trains every valid proposal (plus the ground truth)
-_C.MODEL.SAMPLING_FREE.ROI = CN()
-_C.MODEL.SAMPLING_FREE.ROI.SAMPLER = True
-_C.MODEL.SAMPLING_FREE.ROI.HARD = ""
-_C.MODEL.SAMPLING_FREE.ROI.SOFT = ""
-_C.MODEL.SAMPLING_FREE.ROI.BIAS_INIT = "default"
-_C.MODEL.SAMPLING_FREE.ROI.GUIDED = "none"
-_C.MODEL.SAMPLING_FREE.ROI.LOSS_SCALE = 1.0
+_C.MODEL.SAMPLING_FREE.ROI = _sampling_free_stage(SAMPLER=True)
 
 # Corrupt or unreadable images: False raises an error naming the file, True skips it with a warning
 _C.DATALOADER.SKIP_CORRUPT_IMAGES = False

@@ -4,8 +4,6 @@ DenseDetector meta-architecture builds it, the Sampling-Free protocol measures i
 and scales its losses, the checkpoint holds its weights, and the trained model detects."""
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -15,27 +13,20 @@ from maskrcnn_benchmark.modeling.detector import build_detection_model
 from maskrcnn_benchmark.modeling.detector.dense_detector import DenseDetector
 from maskrcnn_benchmark.structures.image_list import to_image_list
 
+from helpers import read_metrics, run_train_net
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
 TOY_YAML = os.path.join(HERE, "toy_dense_head.yaml")
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """30 iterations of tools/train_net.py on the shapes data (~40 s on one core)."""
-    out = tmp_path_factory.mktemp("toy")
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", MASKRCNN_DATA_DIR=str(out / "data"),
-               PYTHONPATH=os.pathsep.join([ROOT, HERE]))
-    done = subprocess.run(
-        [sys.executable, "tools/train_net.py", "--config-file", TOY_YAML, "--skip-test", "OUTPUT_DIR", str(out)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return out
+    return run_train_net(TOY_YAML, tmp_path_factory.mktemp("toy"), module_dirs=(HERE,))
 
 
 def test_the_yaml_alone_trains_the_toy_head(trained):
-    records = [json.loads(line) for line in (trained / "metrics.json").read_text().splitlines()]
+    records = read_metrics(trained)
     assert [r["iteration"] for r in records] == [5, 10, 15, 20, 25, 30]
     # the head's own losses, scaled by the protocol (guided: -log(delta) term and diagnostics)
     assert {"loss_toy_cls", "loss_toy_box", "loss_toy_log_delta", "sf_toy_g"} <= set(records[0])

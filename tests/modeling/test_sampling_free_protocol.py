@@ -2,6 +2,7 @@
 the bias setting in both forms, isinstance discovery of heads, and the count cache keyed by data."""
 import json
 import math
+import os
 import re
 
 import pytest
@@ -226,3 +227,22 @@ def test_the_count_cache_follows_the_data_not_only_the_dataset_name(tmp_path):
     assert applied["listed"]["pi"] == pytest.approx(4 / pixels)
     with open(tmp_path / CACHE_FILE) as handle:
         assert sorted(counts["listed"] for counts in json.load(handle).values()) == [[pixels, 3.0], [pixels, 4.0]]
+
+
+def test_strategy_options_come_from_the_yaml_and_an_undeclared_one_is_named(tmp_path):
+    from maskrcnn_benchmark.config import cfg as global_cfg
+
+    path = tmp_path / "options.yaml"
+    path.write_text("MODEL:\n  SAMPLING_FREE:\n    ROI:\n      HARD_OPTIONS:\n        NUM_BINS: 3\n"
+                    "        FLOORS: [0.0, 0.1]\n")
+    cfg = global_cfg.clone()
+    cfg.merge_from_file(str(path))
+    settings = stage_settings(cfg, "ROI")
+    assert settings.options("HARD", {"NUM_BINS": 1, "FLOORS": (), "OTHER": 7}) == {
+        "NUM_BINS": 3, "FLOORS": (0.0, 0.1), "OTHER": 7}
+    assert stage_settings(cfg, "RPN").hard_options == ()
+    # "biased" has no parameters: the build stops and names the key
+    cfg.merge_from_file(os.path.join(os.path.dirname(__file__), "..", "..", "configs", "shapes",
+                                     "faster_rcnn_R_18_FPN_shapes.yaml"))
+    with pytest.raises(KeyError, match=r"MODEL\.SAMPLING_FREE\.ROI\.HARD_OPTIONS\.FLOORS: 'biased' has no such"):
+        build_detection_model(cfg)

@@ -5,7 +5,6 @@ from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.modeling.backbone import build_backbone
 from maskrcnn_benchmark.modeling.roi_heads.roi_heads import build_roi_heads
 from maskrcnn_benchmark.modeling.rpn.rpn import build_rpn
-from maskrcnn_benchmark.modeling.sampling_free import check_sampling_free_config
 from maskrcnn_benchmark.structures.image_list import to_image_list
 
 
@@ -23,8 +22,6 @@ class GeneralizedRCNN(nn.Module):
 
     @classmethod
     def from_config(cls, cfg):
-        # Every Sampling-Free key of every stage is checked before anything is built.
-        check_sampling_free_config(cfg)
         backbone = build_backbone(cfg)
         return {
             "backbone": backbone,

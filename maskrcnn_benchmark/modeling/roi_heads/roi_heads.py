@@ -37,9 +37,10 @@ class CombinedROIHeads(torch.nn.ModuleDict):
 
 
 def build_roi_heads(cfg, in_channels):
-    heads = []
+    """The box head, and the mask head with MODEL.MASK_ON; [] for an RPN-only or dense detector."""
     if cfg.MODEL.RPN_ONLY or is_dense_detector(cfg):
         return []
+    heads = []
     heads.append(("box", build_roi_box_head(cfg, in_channels)))
     if cfg.MODEL.MASK_ON:
         heads.append(("mask", build_roi_mask_head(cfg, in_channels)))

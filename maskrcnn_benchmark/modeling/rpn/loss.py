@@ -43,6 +43,19 @@ def matched_ground_truth(matcher, anchor, target, copied_fields=()):
     return matched
 
 
+def assign_to_ground_truth(samples, targets, match, label, box_coder):
+    """Per image: the labels ``label(matched, samples)``, the regression targets (``box_coder``'s
+    encoding of each sample's matched box) and each sample's best IoU, where ``matched =
+    match(samples, target)`` holds each sample's matched ground truth (see ``matched_ground_truth``)."""
+    labels, regression_targets, ious = [], [], []
+    for samples_per_image, target in zip(samples, targets):
+        matched = match(samples_per_image, target)
+        labels.append(label(matched, samples_per_image))
+        regression_targets.append(box_coder.encode(matched.bbox, samples_per_image.bbox))
+        ious.append(matched.get_field("matched_ious"))
+    return labels, regression_targets, ious
+
+
 def generate_rpn_labels(matched_targets):
     """Binary objectness from the matcher's output: any match is an object."""
     return (matched_targets.get_field("matched_idxs") >= 0).to(torch.float32)
@@ -62,7 +75,7 @@ class RPNLossComputation(object):
 
     def __init__(self, proposal_matcher, fg_bg_sampler, box_coder, generate_labels_func, soft_strategy=None):
         self.proposal_matcher = proposal_matcher
-        self.fg_bg_sampler = None if fg_bg_sampler is None else as_hard_strategy(fg_bg_sampler)
+        self.fg_bg_sampler = as_hard_strategy(fg_bg_sampler)
         self.box_coder = box_coder
         self.generate_labels_func = generate_labels_func
         self.soft_strategy = soft_strategy if soft_strategy is not None else CrossEntropy(SIGMOID)
@@ -75,20 +88,17 @@ class RPNLossComputation(object):
     def assign(self, anchors, targets):
         """Per image: objectness labels (1 / 0 / -1, as ``generate_labels_func`` gives them),
         regression targets and each anchor's highest IoU with the ground truth."""
-        labels, regression_targets, ious = [], [], []
-        for anchors_per_image, targets_per_image in zip(anchors, targets):
-            matched = self.match_targets_to_anchors(anchors_per_image, targets_per_image, self.copied_fields)
-            matched_idxs = matched.get_field("matched_idxs")
-            labels_per_image = self.generate_labels_func(matched)
+        return assign_to_ground_truth(anchors, targets, self._match, self._objectness_labels, self.box_coder)
 
-            labels_per_image[matched_idxs == Matcher.BETWEEN_THRESHOLDS] = IGNORE
-            if "not_visibility" in self.discard_cases:
-                labels_per_image[~anchors_per_image.get_field("visibility").bool()] = IGNORE
+    def _match(self, anchors, target):
+        return self.match_targets_to_anchors(anchors, target, self.copied_fields)
 
-            regression_targets.append(self.box_coder.encode(matched.bbox, anchors_per_image.bbox))
-            labels.append(labels_per_image)
-            ious.append(matched.get_field("matched_ious"))
-        return labels, regression_targets, ious
+    def _objectness_labels(self, matched, anchors):
+        labels = self.generate_labels_func(matched)
+        labels[matched.get_field("matched_idxs") == Matcher.BETWEEN_THRESHOLDS] = IGNORE
+        if "not_visibility" in self.discard_cases:
+            labels[~anchors.get_field("visibility").bool()] = IGNORE
+        return labels
 
     def prepare_targets(self, anchors, targets):
         """Per image: objectness labels (1 / 0 / -1) and regression targets, one row per anchor."""

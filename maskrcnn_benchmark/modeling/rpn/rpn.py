@@ -19,21 +19,33 @@ from maskrcnn_benchmark.modeling.sampling_free import SamplingFreeHead, stage_se
 from maskrcnn_benchmark.modeling.utils import registered
 
 
-class RPNHeadConvRegressor(nn.Module):
+def _init_normal(*layers):
+    for layer in layers:
+        nn.init.normal_(layer.weight, std=0.01)
+        nn.init.constant_(layer.bias, 0)
+
+
+class _AnchorPredictionHead(nn.Module):
+    """Base of the heads that predict, per anchor of a location, an objectness logit and 4 box
+    deltas (``cls_logits``, ``bbox_pred``); built from ``in_channels`` and ``num_anchors`` alone."""
+
+    @classmethod
+    def from_config(cls, cfg, in_channels, num_anchors):
+        return {"in_channels": in_channels, "num_anchors": num_anchors}
+
+    def _add_predictions(self, in_channels, num_anchors):
+        self.cls_logits = nn.Conv2d(in_channels, num_anchors, kernel_size=1, stride=1)
+        self.bbox_pred = nn.Conv2d(in_channels, num_anchors * 4, kernel_size=1, stride=1)
+
+
+class RPNHeadConvRegressor(_AnchorPredictionHead):
     """Objectness and regression as 1x1 convs straight on the input features."""
 
     @configurable
     def __init__(self, in_channels, num_anchors):
         super(RPNHeadConvRegressor, self).__init__()
-        self.cls_logits = nn.Conv2d(in_channels, num_anchors, kernel_size=1, stride=1)
-        self.bbox_pred = nn.Conv2d(in_channels, num_anchors * 4, kernel_size=1, stride=1)
-        for layer in (self.cls_logits, self.bbox_pred):
-            nn.init.normal_(layer.weight, std=0.01)
-            nn.init.constant_(layer.bias, 0)
-
-    @classmethod
-    def from_config(cls, cfg, in_channels, num_anchors):
-        return {"in_channels": in_channels, "num_anchors": num_anchors}
+        self._add_predictions(in_channels, num_anchors)
+        _init_normal(self.cls_logits, self.bbox_pred)
 
     def forward(self, x):
         return [self.cls_logits(y) for y in x], [self.bbox_pred(y) for y in x]
@@ -46,8 +58,7 @@ class RPNHeadFeatureSingleConv(nn.Module):
     def __init__(self, in_channels):
         super(RPNHeadFeatureSingleConv, self).__init__()
         self.conv = nn.Conv2d(in_channels, in_channels, kernel_size=3, stride=1, padding=1)
-        nn.init.normal_(self.conv.weight, std=0.01)
-        nn.init.constant_(self.conv.bias, 0)
+        _init_normal(self.conv)
         self.out_channels = in_channels
 
     @classmethod
@@ -59,22 +70,15 @@ class RPNHeadFeatureSingleConv(nn.Module):
 
 
 @registry.RPN_HEADS.register("SingleConvRPNHead")
-class RPNHead(nn.Module):
+class RPNHead(_AnchorPredictionHead):
     """3x3 conv + ReLU shared across levels, then 1x1 objectness (A) and regression (4A) convs."""
 
     @configurable
     def __init__(self, in_channels, num_anchors):
         super(RPNHead, self).__init__()
         self.conv = nn.Conv2d(in_channels, in_channels, kernel_size=3, stride=1, padding=1)
-        self.cls_logits = nn.Conv2d(in_channels, num_anchors, kernel_size=1, stride=1)
-        self.bbox_pred = nn.Conv2d(in_channels, num_anchors * 4, kernel_size=1, stride=1)
-        for layer in (self.conv, self.cls_logits, self.bbox_pred):
-            nn.init.normal_(layer.weight, std=0.01)
-            nn.init.constant_(layer.bias, 0)
-
-    @classmethod
-    def from_config(cls, cfg, in_channels, num_anchors):
-        return {"in_channels": in_channels, "num_anchors": num_anchors}
+        self._add_predictions(in_channels, num_anchors)
+        _init_normal(self.conv, self.cls_logits, self.bbox_pred)
 
     def forward(self, x):
         logits, bbox_reg = [], []
@@ -180,7 +184,8 @@ class RPNModule(SamplingFreeHead):
 
 
 def build_rpn(cfg, in_channels):
-    """The RPN, or (maskrcnn-benchmark's RETINANET_ON and the other dense switches) the dense head."""
+    """The first stage of ``cfg``: the RPN, or (maskrcnn-benchmark's ``MODEL.RETINANET_ON`` and
+    the other dense switches) the dense head, which then is the whole detector after the backbone."""
     if is_dense_detector(cfg):
         return build_dense_head(cfg, in_channels)
     return RPNModule(cfg, in_channels)

@@ -59,10 +59,12 @@ class Selection:
 
 class HardStrategy(object):
     """Base of the hard strategies. Subclasses implement ``select``; those with parameters build
-    themselves from the stage settings in ``from_settings`` (the config boundary)."""
+    themselves from the stage settings in ``from_settings`` (the config boundary), reading their
+    own ones with ``settings.options("HARD", defaults)`` (``MODEL.SAMPLING_FREE.<STAGE>.HARD_OPTIONS``)."""
 
     @classmethod
     def from_settings(cls, settings):
+        settings.options("HARD", {})  # no parameters: any HARD_OPTIONS entry is a mistake
         return cls()
 
     def select(self, candidates):
@@ -91,6 +93,8 @@ class SoftStrategy(nn.Module):
 
     @classmethod
     def from_settings(cls, settings, kind):
+        """Parameters of its own a strategy reads with ``settings.options("SOFT", defaults)``."""
+        settings.options("SOFT", {})  # no parameters: any SOFT_OPTIONS entry is a mistake
         return cls(kind)
 
     def per_sample(self, logits, labels, context=None):

@@ -25,6 +25,7 @@ class BiasedSampling(HardStrategy):
 
     @classmethod
     def from_settings(cls, settings):
+        settings.options("HARD", {})
         return cls(*sampler_budget(settings, "biased"))
 
     def select(self, candidates):

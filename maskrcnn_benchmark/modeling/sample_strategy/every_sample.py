@@ -23,6 +23,7 @@ class AllSamples(HardStrategy):
 
     @classmethod
     def from_settings(cls, settings):
+        settings.options("HARD", {})
         return cls(settings.batch_size_per_image, settings.positive_fraction)
 
     def select(self, candidates):

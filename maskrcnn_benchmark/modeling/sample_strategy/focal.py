@@ -18,6 +18,7 @@ class FocalLoss(SoftStrategy):
 
     @classmethod
     def from_settings(cls, settings, kind):
+        settings.options("SOFT", {})  # gamma and alpha are the head's LOSS_GAMMA / LOSS_ALPHA
         return cls(kind, settings.focal_gamma, settings.focal_alpha)
 
     def per_sample(self, logits, labels, context=None):

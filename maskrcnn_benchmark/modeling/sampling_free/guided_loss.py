@@ -92,10 +92,3 @@ class GuidedLossScaler(nn.Module):
 
     def extra_repr(self):
         return f"name={self.name}, mode={self.mode}, fixed_scale={self.fixed_scale}"
-
-
-def build_guided_loss_scaler(cfg, name, stage):
-    """Build the scaler of one stage from ``MODEL.SAMPLING_FREE.<stage>`` (ONE_STAGE, RPN or ROI)."""
-    from .settings import stage_settings
-
-    return GuidedLossScaler.from_settings(name, stage_settings(cfg, stage))

@@ -12,8 +12,9 @@ its default defers to an explicit HARD / SOFT; a legacy key set to something els
 it is an error naming both keys.
 """
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional, Tuple
 
+from maskrcnn_benchmark.config.defaults import _C
 from maskrcnn_benchmark.modeling.sample_strategy import hard_strategy_class, soft_strategy_class
 
 from .guided_loss import MODES as GUIDED_MODES
@@ -23,9 +24,8 @@ BIAS_INITS = ("default", "optimal")
 CLS_LOSSES = ("focal", "ce")
 # Where the biased sampler's budget of a two-stage stage lives.
 _SAMPLER_GROUPS = {"RPN": "RPN", "ROI": "ROI_HEADS"}
-# The legacy keys' defaults: at these values a legacy key defers to HARD / SOFT.
-_DEFAULT_SAMPLER = True
-_DEFAULT_CLS_LOSS = "focal"
+# At its default value (defaults.py) a legacy key defers to HARD / SOFT.
+_DEFAULTS = _C.MODEL.SAMPLING_FREE
 
 
 def _key(stage, name):
@@ -47,6 +47,8 @@ class StageSettings:
     ``batch_size_per_image``, ``positive_fraction``: the biased sampler's budget of the stage (RPN
     and RoI head; None for dense heads), also the baseline whose loss divisor "all" keeps.
     ``focal_gamma``, ``focal_alpha``: the focal loss' parameters (the head's LOSS_GAMMA / ALPHA).
+    ``hard_options`` / ``soft_options``: ``HARD_OPTIONS`` / ``SOFT_OPTIONS``, the chosen strategies'
+    own parameters as sorted (name, value) pairs; a strategy reads them with ``options``.
     """
 
     stage: str
@@ -60,6 +62,8 @@ class StageSettings:
     positive_fraction: Optional[float] = None
     focal_gamma: float = 2.0
     focal_alpha: float = 0.25
+    hard_options: Tuple[Tuple[str, Any], ...] = ()
+    soft_options: Tuple[Tuple[str, Any], ...] = ()
 
     def __post_init__(self):
         if self.stage not in STAGES:
@@ -75,6 +79,29 @@ class StageSettings:
     def key(self, name):
         """The full config key of this stage's ``name`` (for error messages)."""
         return _key(self.stage, name)
+
+    def options(self, which, defaults):
+        """The ``which`` ("HARD" or "SOFT") strategy's parameters: ``defaults`` (every parameter it
+        has, with its default) updated by ``<which>_OPTIONS``; a name it does not have is an error
+        naming the key."""
+        strategy, given = (self.hard, self.hard_options) if which == "HARD" else (self.soft, self.soft_options)
+        unknown = sorted(set(dict(given)) - set(defaults))
+        if unknown:
+            raise KeyError(
+                f"{self.key(which + '_OPTIONS')}.{unknown[0]}: {strategy!r} has no such parameter; "
+                f"its parameters: {sorted(defaults)}"
+            )
+        return {**defaults, **dict(given)}
+
+
+def _frozen_options(stage, name, node):
+    """A ``*_OPTIONS`` group as sorted (name, value) pairs of plain values (lists become tuples)."""
+    pairs = []
+    for option, value in sorted(node.items()):
+        if isinstance(value, dict):
+            raise ValueError(f"{_key(stage, name)}.{option}: strategy parameters are plain values, not groups")
+        pairs.append((option, tuple(value) if isinstance(value, list) else value))
+    return tuple(pairs)
 
 
 def _resolve(stage, name, explicit, legacy_name, legacy_value, legacy_default, derived):
@@ -101,18 +128,20 @@ def stage_settings(cfg, stage, **overrides):
     if stage == "ONE_STAGE":
         _check_choice(stage, "CLS_LOSS", node.CLS_LOSS, CLS_LOSSES)
         values["hard"] = _resolve(stage, "HARD", node.HARD, None, None, None, "all")
-        values["soft"] = _resolve(stage, "SOFT", node.SOFT, "CLS_LOSS", node.CLS_LOSS, _DEFAULT_CLS_LOSS,
+        values["soft"] = _resolve(stage, "SOFT", node.SOFT, "CLS_LOSS", node.CLS_LOSS, _DEFAULTS.ONE_STAGE.CLS_LOSS,
                                   node.CLS_LOSS)
     else:
         if not isinstance(node.SAMPLER, bool):
             raise ValueError(f"{_key(stage, 'SAMPLER')}: must be True or False, got {node.SAMPLER!r}")
-        values["hard"] = _resolve(stage, "HARD", node.HARD, "SAMPLER", node.SAMPLER, _DEFAULT_SAMPLER,
+        values["hard"] = _resolve(stage, "HARD", node.HARD, "SAMPLER", node.SAMPLER, _DEFAULTS[stage].SAMPLER,
                                   "biased" if node.SAMPLER else "all")
         values["soft"] = _resolve(stage, "SOFT", node.SOFT, None, None, None, "ce")
         budget = cfg.MODEL[_SAMPLER_GROUPS[stage]]
         values["batch_size_per_image"] = budget.BATCH_SIZE_PER_IMAGE
         values["positive_fraction"] = budget.POSITIVE_FRACTION
     values.update(
+        hard_options=_frozen_options(stage, "HARD_OPTIONS", node.HARD_OPTIONS),
+        soft_options=_frozen_options(stage, "SOFT_OPTIONS", node.SOFT_OPTIONS),
         bias_init=node.BIAS_INIT,
         guided=node.GUIDED,
         loss_scale=node.LOSS_SCALE,

@@ -5,7 +5,7 @@ from torch.nn import functional as F
 from maskrcnn_benchmark.layers import smooth_l1_loss
 from maskrcnn_benchmark.modeling.box_coder import BoxCoder
 from maskrcnn_benchmark.modeling.matcher import Matcher
-from maskrcnn_benchmark.modeling.rpn.loss import matched_ground_truth
+from maskrcnn_benchmark.modeling.rpn.loss import assign_to_ground_truth, matched_ground_truth
 from maskrcnn_benchmark.modeling.sample_strategy import (
     SOFTMAX,
     Candidates,
@@ -55,6 +55,15 @@ class _CandidateScorer(object):
         return self._per_image(cls + box)
 
 
+def _class_labels(matched, proposals):
+    """The matched box's class; 0 below the background threshold, -1 between the thresholds."""
+    matched_idxs = matched.get_field("matched_idxs")
+    labels = matched.get_field("labels").to(torch.int64)
+    labels[matched_idxs == Matcher.BELOW_LOW_THRESHOLD] = 0
+    labels[matched_idxs == Matcher.BETWEEN_THRESHOLDS] = -1
+    return labels
+
+
 class FastRCNNLossComputation(object):
     """Assigns proposals to ground truth and computes ``loss_classifier`` and ``loss_box_reg``.
 
@@ -82,17 +91,8 @@ class FastRCNNLossComputation(object):
     def assign(self, proposals, targets):
         """Per image: class labels (0 background, -1 ignored), regression targets and each
         proposal's highest IoU with the ground truth."""
-        labels, regression_targets, ious = [], [], []
-        for proposals_per_image, targets_per_image in zip(proposals, targets):
-            matched = self.match_targets_to_proposals(proposals_per_image, targets_per_image)
-            matched_idxs = matched.get_field("matched_idxs")
-            labels_per_image = matched.get_field("labels").to(torch.int64)
-            labels_per_image[matched_idxs == Matcher.BELOW_LOW_THRESHOLD] = 0
-            labels_per_image[matched_idxs == Matcher.BETWEEN_THRESHOLDS] = -1
-            regression_targets.append(self.box_coder.encode(matched.bbox, proposals_per_image.bbox))
-            labels.append(labels_per_image)
-            ious.append(matched.get_field("matched_ious"))
-        return labels, regression_targets, ious
+        return assign_to_ground_truth(proposals, targets, self.match_targets_to_proposals, _class_labels,
+                                      self.box_coder)
 
     def prepare_targets(self, proposals, targets):
         """Per image: class labels (0 background, -1 ignored) and regression targets."""

@@ -1,7 +1,7 @@
 """Per-RoI features for the box head: pooled and passed through res5 (C4), two FCs or convs + FC.
 
-GroupNorm layers take their settings from ``norm_config`` (the config whose MODEL.GROUP_NORM
-make_layers reads; None falls back to make_layers' global config).
+GroupNorm layers take their settings from ``gn`` (a make_layers.GroupNormSettings; None gives
+maskrcnn-benchmark's defaults).
 """
 from torch import nn
 from torch.nn import functional as F
@@ -19,6 +19,17 @@ def pooled_size(pooler, in_channels):
     """Number of values per RoI that ``pooler`` produces on ``in_channels`` maps."""
     height, width = pooler.output_size
     return in_channels * height * width
+
+
+def pooled_head_config(cfg, head_name, in_channels):
+    """What the pooling feature extractors read alike from ``MODEL.<head_name>``: their pooler,
+    input width and GroupNorm use and settings."""
+    return {
+        "pooler": make_pooler(cfg, head_name),
+        "in_channels": in_channels,
+        "use_gn": cfg.MODEL[head_name].USE_GN,
+        "gn": GroupNormSettings.from_config(cfg),
+    }
 
 
 @registry.ROI_BOX_FEATURE_EXTRACTORS.register("ResNet50Conv5ROIFeatureExtractor")
@@ -67,23 +78,17 @@ class FPN2MLPFeatureExtractor(nn.Module):
     """FPN detectors: RoIs pooled on their level, then two fully connected layers (fc6, fc7)."""
 
     @configurable
-    def __init__(self, pooler, in_channels, representation_size, use_gn=False, norm_config=None):
+    def __init__(self, pooler, in_channels, representation_size, use_gn=False, gn=None):
         super(FPN2MLPFeatureExtractor, self).__init__()
         self.pooler = pooler
-        self.fc6 = make_fc(pooled_size(pooler, in_channels), representation_size, use_gn, config=norm_config)
-        self.fc7 = make_fc(representation_size, representation_size, use_gn, config=norm_config)
+        self.fc6 = make_fc(pooled_size(pooler, in_channels), representation_size, use_gn, gn=gn)
+        self.fc7 = make_fc(representation_size, representation_size, use_gn, gn=gn)
         self.out_channels = representation_size
 
     @classmethod
     def from_config(cls, cfg, in_channels):
-        head = cfg.MODEL.ROI_BOX_HEAD
-        return {
-            "pooler": make_pooler(cfg, "ROI_BOX_HEAD"),
-            "in_channels": in_channels,
-            "representation_size": head.MLP_HEAD_DIM,
-            "use_gn": head.USE_GN,
-            "norm_config": cfg,
-        }
+        return {**pooled_head_config(cfg, "ROI_BOX_HEAD", in_channels),
+                "representation_size": cfg.MODEL.ROI_BOX_HEAD.MLP_HEAD_DIM}
 
     def forward(self, x, proposals):
         x = self.pooler(x, proposals).flatten(start_dim=1)
@@ -99,7 +104,7 @@ class FPNXconv1fcFeatureExtractor(nn.Module):
 
     @configurable
     def __init__(self, pooler, in_channels, conv_head_dim, num_stacked_convs, representation_size, dilation=1,
-                 use_gn=False, norm_config=None):
+                 use_gn=False, gn=None):
         super(FPNXconv1fcFeatureExtractor, self).__init__()
         self.pooler = pooler
         layers = []
@@ -112,7 +117,7 @@ class FPNXconv1fcFeatureExtractor(nn.Module):
                 nn.init.constant_(conv.bias, 0)
             layers.append(conv)
             if use_gn:
-                layers.append(group_norm(conv_head_dim, config=norm_config))
+                layers.append(group_norm(conv_head_dim, gn=gn))
             layers.append(nn.ReLU(inplace=True))
             channels = conv_head_dim
         self.xconvs = nn.Sequential(*layers)
@@ -123,14 +128,11 @@ class FPNXconv1fcFeatureExtractor(nn.Module):
     def from_config(cls, cfg, in_channels):
         head = cfg.MODEL.ROI_BOX_HEAD
         return {
-            "pooler": make_pooler(cfg, "ROI_BOX_HEAD"),
-            "in_channels": in_channels,
+            **pooled_head_config(cfg, "ROI_BOX_HEAD", in_channels),
             "conv_head_dim": head.CONV_HEAD_DIM,
             "num_stacked_convs": head.NUM_STACKED_CONVS,
             "representation_size": head.MLP_HEAD_DIM,
             "dilation": head.DILATION,
-            "use_gn": head.USE_GN,
-            "norm_config": cfg,
         }
 
     def forward(self, x, proposals):

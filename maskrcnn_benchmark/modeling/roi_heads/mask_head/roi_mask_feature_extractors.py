@@ -5,9 +5,9 @@ from torch.nn import functional as F
 from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.modeling import registry
 from maskrcnn_benchmark.modeling.make_layers import make_conv3x3
-from maskrcnn_benchmark.modeling.poolers import make_pooler
 from maskrcnn_benchmark.modeling.roi_heads.box_head.roi_box_feature_extractors import (
     ResNet50Conv5ROIFeatureExtractor,
+    pooled_head_config,
 )
 from maskrcnn_benchmark.modeling.utils import registered
 
@@ -24,15 +24,14 @@ class MaskRCNNFPNFeatureExtractor(nn.Module):
     (its output channels), named mask_fcn1, mask_fcn2, ..."""
 
     @configurable
-    def __init__(self, pooler, in_channels, conv_layers, dilation=1, use_gn=False, norm_config=None):
+    def __init__(self, pooler, in_channels, conv_layers, dilation=1, use_gn=False, gn=None):
         super(MaskRCNNFPNFeatureExtractor, self).__init__()
         self.pooler = pooler
         self.blocks = []
         channels = in_channels
         for index, layer_channels in enumerate(conv_layers, 1):
             name = "mask_fcn{}".format(index)
-            conv = make_conv3x3(channels, layer_channels, dilation=dilation, stride=1, use_gn=use_gn,
-                                config=norm_config)
+            conv = make_conv3x3(channels, layer_channels, dilation=dilation, stride=1, use_gn=use_gn, gn=gn)
             self.add_module(name, conv)
             self.blocks.append(name)
             channels = layer_channels
@@ -41,14 +40,8 @@ class MaskRCNNFPNFeatureExtractor(nn.Module):
     @classmethod
     def from_config(cls, cfg, in_channels):
         head = cfg.MODEL.ROI_MASK_HEAD
-        return {
-            "pooler": make_pooler(cfg, "ROI_MASK_HEAD"),
-            "in_channels": in_channels,
-            "conv_layers": tuple(head.CONV_LAYERS),
-            "dilation": head.DILATION,
-            "use_gn": head.USE_GN,
-            "norm_config": cfg,
-        }
+        return {**pooled_head_config(cfg, "ROI_MASK_HEAD", in_channels),
+                "conv_layers": tuple(head.CONV_LAYERS), "dilation": head.DILATION}
 
     def forward(self, x, proposals):
         x = self.pooler(x, proposals)
