@@ -50,6 +50,11 @@ def read_image(image):
         return np.ascontiguousarray(np.asarray(read_rgb_image(image))[:, :, ::-1])
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected an image path or an H x W x 3 BGR array, got {getattr(image, 'shape', type(image))}")
+    if image.dtype != np.uint8:
+        # a float image in [0, 1] or a 16-bit one would be scored on the wrong scale without a word
+        raise ValueError(f"expected a uint8 BGR array (0-255, as cv2.imread gives), got dtype {image.dtype} "
+                         f"(values {image.min()}..{image.max()}); convert it, e.g. (image * 255).astype(np.uint8) "
+                         "for floats in [0, 1], or pass the file path")
     return image
 
 

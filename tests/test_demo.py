@@ -120,3 +120,12 @@ def test_draw_detections_command_writes_pngs(weights, tmp_path):
     for path in written:
         drawn = read_image(path)
         assert drawn.shape == (160, 192, 3) and not np.array_equal(drawn, _image())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint16, np.int32])
+def test_an_array_of_another_dtype_is_refused_naming_the_dtype(dtype):
+    image = np.zeros((8, 8, 3), dtype=dtype)
+    with pytest.raises(ValueError, match=f"uint8 BGR array.*{np.dtype(dtype).name}"):
+        read_image(image)
+    same = np.full((8, 8, 3), 7, dtype=np.uint8)
+    assert read_image(same) is same
