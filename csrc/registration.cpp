@@ -44,7 +44,9 @@ TORCH_LIBRARY(maskrcnn_benchmark, m) {
   m.def(
       "roi_pool_backward(Tensor grad_output, Tensor argmax, int batch_size, int channels, "
       "int height, int width) -> Tensor");
-  m.def("nms(Tensor boxes, Tensor scores, float iou_threshold) -> Tensor");
+  // legacy: maskrcnn-benchmark's boxes (width x2 - x1 + 1, suppress at IoU >= threshold);
+  // see nms_overlap.h.
+  m.def("nms(Tensor boxes, Tensor scores, float iou_threshold, bool legacy=False) -> Tensor");
   m.def(
       "sigmoid_focal_loss_forward(Tensor logits, Tensor targets, float gamma, float alpha) "
       "-> Tensor");

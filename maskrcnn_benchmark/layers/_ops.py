@@ -56,7 +56,7 @@ def _roi_pool_backward_fake(grad_output, argmax, batch_size, channels, height, w
 
 
 @torch.library.register_fake("maskrcnn_benchmark::nms")
-def _nms_fake(boxes, scores, iou_threshold):
+def _nms_fake(boxes, scores, iou_threshold, legacy=False):
     # How many boxes survive is only known at run time.
     kept = torch.library.get_ctx().new_dynamic_size()
     return boxes.new_empty((kept,), dtype=torch.long)
