@@ -17,44 +17,40 @@
 
 namespace maskrcnn_benchmark {
 
-template <typename acc_t>
-struct NmsRule {
-  acc_t offset;      // added to every width and height: 0 (default) or 1 (legacy)
-  double threshold;  // IoU threshold
-  bool inclusive;    // suppress at IoU >= threshold (legacy) instead of IoU > threshold
-};
-
-template <typename acc_t>
-NmsRule<acc_t> make_nms_rule(double iou_threshold, bool legacy) {
-  return {legacy ? acc_t(1) : acc_t(0), iou_threshold, legacy};
+// The convention is a template parameter so that each kernel is compiled once per convention and
+// the default one does exactly torchvision's arithmetic.
+template <bool kLegacy, typename acc_t>
+MRCNN_HOST_DEVICE acc_t nms_length(acc_t lo, acc_t hi) {
+  return kLegacy ? hi - lo + acc_t(1) : hi - lo;
 }
 
-template <typename acc_t>
-MRCNN_HOST_DEVICE acc_t nms_box_area(acc_t x1, acc_t y1, acc_t x2, acc_t y2, acc_t offset) {
-  return (x2 - x1 + offset) * (y2 - y1 + offset);
+template <bool kLegacy, typename acc_t>
+MRCNN_HOST_DEVICE acc_t nms_box_area(acc_t x1, acc_t y1, acc_t x2, acc_t y2) {
+  return nms_length<kLegacy>(x1, x2) * nms_length<kLegacy>(y1, y2);
 }
 
-// Length of the overlap of [lo_a, hi_a] and [lo_b, hi_b] under the rule's offset; never negative.
-template <typename acc_t>
-MRCNN_HOST_DEVICE acc_t nms_overlap_length(acc_t lo_a, acc_t hi_a, acc_t lo_b, acc_t hi_b,
-                                           acc_t offset) {
+// Length of the overlap of [lo_a, hi_a] and [lo_b, hi_b]; never negative.
+template <bool kLegacy, typename acc_t>
+MRCNN_HOST_DEVICE acc_t nms_overlap_length(acc_t lo_a, acc_t hi_a, acc_t lo_b, acc_t hi_b) {
   const acc_t hi = hi_b < hi_a ? hi_b : hi_a;
   const acc_t lo = lo_b > lo_a ? lo_b : lo_a;
-  const acc_t length = hi - lo + offset;
+  const acc_t length = nms_length<kLegacy>(lo, hi);
   return length > acc_t(0) ? length : acc_t(0);
 }
 
-// Whether box b (corners b[0..3], area area_b) is suppressed by the kept box a.
-template <typename acc_t>
-MRCNN_HOST_DEVICE bool nms_suppresses(const acc_t* a, acc_t area_a, const acc_t* b, acc_t area_b,
-                                      const NmsRule<acc_t>& rule) {
-  const acc_t inter = nms_overlap_length(a[0], a[2], b[0], b[2], rule.offset) *
-                      nms_overlap_length(a[1], a[3], b[1], b[3], rule.offset);
+// Whether box b is suppressed by the kept box a (corners x1, y1, x2, y2 and areas from
+// nms_box_area).
+template <bool kLegacy, typename acc_t>
+MRCNN_HOST_DEVICE bool nms_suppresses(acc_t ax1, acc_t ay1, acc_t ax2, acc_t ay2, acc_t area_a,
+                                      acc_t bx1, acc_t by1, acc_t bx2, acc_t by2, acc_t area_b,
+                                      double threshold) {
+  const acc_t inter = nms_overlap_length<kLegacy>(ax1, ax2, bx1, bx2) *
+                      nms_overlap_length<kLegacy>(ay1, ay2, by1, by2);
   const acc_t union_area = area_a + area_b - inter;
   const acc_t iou = union_area > acc_t(0) ? inter / union_area : acc_t(0);
   // Compared in double, as the threshold arrives.
   const double value = static_cast<double>(iou);
-  return rule.inclusive ? value >= rule.threshold : value > rule.threshold;
+  return kLegacy ? value >= threshold : value > threshold;
 }
 
 }  // namespace maskrcnn_benchmark

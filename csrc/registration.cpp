@@ -6,6 +6,7 @@
 
 #include <Python.h>
 #include <torch/library.h>
+#include <torch/version.h>
 
 #include "ops.h"
 
@@ -81,9 +82,22 @@ TORCH_LIBRARY_IMPL(maskrcnn_benchmark, CUDA, m) {
 }
 #endif
 
-// Importing maskrcnn_benchmark._C runs the registrations above; the module itself is empty.
+#define MRCNN_STRINGIFY_(x) #x
+#define MRCNN_STRINGIFY(x) MRCNN_STRINGIFY_(x)
+
+// Importing maskrcnn_benchmark._C runs the registrations above. The module holds one attribute,
+// built_with_torch ("major.minor" of the torch it was compiled against), which Python compares
+// with the torch it runs with.
 extern "C" PyObject* PyInit__C(void) {
   static PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", "maskrcnn_benchmark operators", -1,
                                nullptr};
-  return PyModule_Create(&module);
+  PyObject* m = PyModule_Create(&module);
+  if (m != nullptr &&
+      PyModule_AddStringConstant(m, "built_with_torch",
+                                 MRCNN_STRINGIFY(TORCH_VERSION_MAJOR) "." MRCNN_STRINGIFY(
+                                     TORCH_VERSION_MINOR)) < 0) {
+    Py_DECREF(m);
+    return nullptr;
+  }
+  return m;
 }

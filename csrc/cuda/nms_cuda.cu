@@ -24,10 +24,10 @@ namespace {
 constexpr int kBitsPerMask = 64;
 
 // Block (row_tile, col_tile): thread t handles box row_tile * 64 + t against the 64 boxes of
-// col_tile, writing mask[box][col_tile]: bit j set when box suppresses col_tile's box j under
-// `rule` (nms_overlap.h).
-template <typename scalar_t>
-__global__ void nms_mask_kernel(int64_t count, NmsRule<at::opmath_type<scalar_t>> rule,
+// col_tile, writing mask[box][col_tile]: bit j set when box suppresses col_tile's box j
+// (nms_overlap.h).
+template <typename scalar_t, bool kLegacy>
+__global__ void nms_mask_kernel(int64_t count, double threshold,
                                 const scalar_t* __restrict__ sorted_boxes,
                                 uint64_t* __restrict__ mask) {
   using acc_t = at::opmath_type<scalar_t>;
@@ -47,19 +47,23 @@ __global__ void nms_mask_kernel(int64_t count, NmsRule<at::opmath_type<scalar_t>
     for (int i = 0; i < 4; ++i) {
       c[i] = static_cast<acc_t>(sorted_boxes[(col_tile * kBitsPerMask + threadIdx.x) * 4 + i]);
     }
-    tile_areas[threadIdx.x] = nms_box_area(c[0], c[1], c[2], c[3], rule.offset);
+    tile_areas[threadIdx.x] = nms_box_area<kLegacy>(c[0], c[1], c[2], c[3]);
   }
   __syncthreads();
   if (threadIdx.x >= rows) return;
 
   const int64_t box = row_tile * kBitsPerMask + threadIdx.x;
-  acc_t own[4];
-  for (int i = 0; i < 4; ++i) own[i] = static_cast<acc_t>(sorted_boxes[box * 4 + i]);
-  const acc_t own_area = nms_box_area(own[0], own[1], own[2], own[3], rule.offset);
+  acc_t a[4];
+  for (int i = 0; i < 4; ++i) a[i] = static_cast<acc_t>(sorted_boxes[box * 4 + i]);
+  const acc_t area_a = nms_box_area<kLegacy>(a[0], a[1], a[2], a[3]);
   uint64_t bits = 0;
   const int first = row_tile == col_tile ? threadIdx.x + 1 : 0;
   for (int j = first; j < cols; ++j) {
-    if (nms_suppresses(own, own_area, tile_boxes + j * 4, tile_areas[j], rule)) bits |= 1ULL << j;
+    const acc_t* b = tile_boxes + j * 4;
+    if (nms_suppresses<kLegacy>(a[0], a[1], a[2], a[3], area_a, b[0], b[1], b[2], b[3],
+                                tile_areas[j], threshold)) {
+      bits |= 1ULL << j;
+    }
   }
   mask[box * tiles + col_tile] = bits;
 }
@@ -81,9 +85,9 @@ at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_thr
   const dim3 grid(tiles, tiles);
   auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, boxes.scalar_type(), "nms_cuda", [&] {
-    using acc_t = at::opmath_type<scalar_t>;
-    nms_mask_kernel<scalar_t><<<grid, kBitsPerMask, 0, stream>>>(
-        count, make_nms_rule<acc_t>(iou_threshold, legacy), sorted_boxes.const_data_ptr<scalar_t>(),
+    const auto kernel = legacy ? nms_mask_kernel<scalar_t, true> : nms_mask_kernel<scalar_t, false>;
+    kernel<<<grid, kBitsPerMask, 0, stream>>>(
+        count, iou_threshold, sorted_boxes.const_data_ptr<scalar_t>(),
         reinterpret_cast<uint64_t*>(mask.mutable_data_ptr<int64_t>()));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
