@@ -135,7 +135,8 @@ def _merge_panels(runs):
 
 def plot_runs(runs, output_path):
     panels = _merge_panels(runs)
-    figure, axes = plt.subplots(len(panels), 1, figsize=(8, 2.9 * len(panels)), squeeze=False)
+    # one iteration axis for all panels, so that curves and final evaluations line up
+    figure, axes = plt.subplots(len(panels), 1, figsize=(8, 2.9 * len(panels)), squeeze=False, sharex=True)
     several = len(runs) > 1
     for axis, (title, lines) in zip(axes[:, 0], panels):
         for index, run in enumerate(runs):
