@@ -41,7 +41,7 @@ if [ "${SKIP_SETUP:-0}" != "1" ]; then
 fi
 
 echo "== generating the shapes dataset under $MASKRCNN_DATA_DIR/shapes"
-# the last two lines: the validation images' folder and annotation file
+# generating prints nothing on stdout; the two lines are the validation images' folder and annotations
 { read -r VAL_IMAGES; read -r VAL_ANNOTATIONS; } < <($PY -c "
 from maskrcnn_benchmark.config.paths_catalog import DatasetCatalog
 for name in ('shapes_train', 'shapes_val'):
