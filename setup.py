@@ -1,15 +1,16 @@
-"""Build and install maskrcnn_benchmark together with its compiled operators (maskrcnn_benchmark._C).
+"""The compiled operators of maskrcnn_benchmark (maskrcnn_benchmark._C); the package's metadata and
+dependencies are in pyproject.toml.
 
 The CPU kernels are always built. The CUDA kernels are added when torch sees a GPU or when
-FORCE_CUDA=1 (for building on a machine without one); TORCH_CUDA_ARCH_LIST picks the GPU
-architectures as usual.
+FORCE_CUDA=1 (for building on a machine without one), unless MRCNN_CPU_ONLY=1;
+TORCH_CUDA_ARCH_LIST picks the GPU architectures as usual.
 """
 import glob
 import importlib.util
 import os
 
 import torch
-from setuptools import find_packages, setup
+from setuptools import setup
 from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -17,6 +18,8 @@ CSRC = os.path.join(ROOT, "csrc")
 
 
 def wants_cuda():
+    if os.environ.get("MRCNN_CPU_ONLY", "0") == "1":
+        return False
     return torch.cuda.is_available() or os.environ.get("FORCE_CUDA", "0") == "1"
 
 
@@ -47,9 +50,13 @@ def pip_cuda_include_dirs():
     return found
 
 
+def source_files(pattern):
+    # relative paths: setuptools refuses absolute ones when it builds a wheel
+    return sorted(os.path.relpath(path) for path in glob.glob(os.path.join(CSRC, pattern)))
+
+
 def make_extension():
-    sources = [os.path.join(CSRC, "registration.cpp")]
-    sources += sorted(glob.glob(os.path.join(CSRC, "cpu", "*.cpp")))
+    sources = source_files("registration.cpp") + source_files(os.path.join("cpu", "*.cpp"))
     extra_compile_args = {"cxx": ["-O3"]}
     define_macros = []
     include_dirs = [CSRC]
@@ -64,7 +71,7 @@ def make_extension():
         )
 
     home = cuda_home()
-    sources += sorted(glob.glob(os.path.join(CSRC, "cuda", "*.cu")))
+    sources += source_files(os.path.join("cuda", "*.cu"))
     define_macros.append(("WITH_CUDA", None))
     if not os.path.exists(os.path.join(home, "include", "cusparse.h")):
         include_dirs += pip_cuda_include_dirs()
@@ -79,11 +86,6 @@ def make_extension():
 
 
 setup(
-    name="maskrcnn_benchmark",
-    version="0.1.0",
-    description="Object detection in PyTorch with Sampling-Free training",
-    packages=find_packages(exclude=("tests", "tests.*", "configs", "configs.*")),
-    python_requires=">=3.9",
     ext_modules=[make_extension()],
     cmdclass={"build_ext": BuildExtension},
     zip_safe=False,

@@ -38,7 +38,8 @@ at::Tensor roi_pool_backward(const at::Tensor& grad_output, const at::Tensor& ar
                              int64_t batch_size, int64_t channels, int64_t height,
                              int64_t width);
 
-at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold);
+at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold,
+               bool legacy);
 
 at::Tensor sigmoid_focal_loss_forward(const at::Tensor& logits, const at::Tensor& targets,
                                       double gamma, double alpha);
@@ -77,7 +78,8 @@ at::Tensor roi_pool_backward(const at::Tensor& grad_output, const at::Tensor& ar
                              int64_t batch_size, int64_t channels, int64_t height,
                              int64_t width);
 
-at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold);
+at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold,
+               bool legacy);
 
 at::Tensor sigmoid_focal_loss_forward(const at::Tensor& logits, const at::Tensor& targets,
                                       double gamma, double alpha);

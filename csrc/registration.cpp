@@ -6,6 +6,7 @@
 
 #include <Python.h>
 #include <torch/library.h>
+#include <torch/version.h>
 
 #include "ops.h"
 
@@ -44,7 +45,9 @@ TORCH_LIBRARY(maskrcnn_benchmark, m) {
   m.def(
       "roi_pool_backward(Tensor grad_output, Tensor argmax, int batch_size, int channels, "
       "int height, int width) -> Tensor");
-  m.def("nms(Tensor boxes, Tensor scores, float iou_threshold) -> Tensor");
+  // legacy: maskrcnn-benchmark's boxes (width x2 - x1 + 1, suppress at IoU >= threshold);
+  // see nms_overlap.h.
+  m.def("nms(Tensor boxes, Tensor scores, float iou_threshold, bool legacy=False) -> Tensor");
   m.def(
       "sigmoid_focal_loss_forward(Tensor logits, Tensor targets, float gamma, float alpha) "
       "-> Tensor");
@@ -79,9 +82,22 @@ TORCH_LIBRARY_IMPL(maskrcnn_benchmark, CUDA, m) {
 }
 #endif
 
-// Importing maskrcnn_benchmark._C runs the registrations above; the module itself is empty.
+#define MRCNN_STRINGIFY_(x) #x
+#define MRCNN_STRINGIFY(x) MRCNN_STRINGIFY_(x)
+
+// Importing maskrcnn_benchmark._C runs the registrations above. The module holds one attribute,
+// built_with_torch ("major.minor" of the torch it was compiled against), which Python compares
+// with the torch it runs with.
 extern "C" PyObject* PyInit__C(void) {
   static PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", "maskrcnn_benchmark operators", -1,
                                nullptr};
-  return PyModule_Create(&module);
+  PyObject* m = PyModule_Create(&module);
+  if (m != nullptr &&
+      PyModule_AddStringConstant(m, "built_with_torch",
+                                 MRCNN_STRINGIFY(TORCH_VERSION_MAJOR) "." MRCNN_STRINGIFY(
+                                     TORCH_VERSION_MINOR)) < 0) {
+    Py_DECREF(m);
+    return nullptr;
+  }
+  return m;
 }

@@ -161,15 +161,44 @@ def test_synthetic_targets_agree_between_formats():
     torch.testing.assert_close(retinanet_labels, batch.labels[0] - 1)
 
 
-def test_inference_all_models():
+DETECTIONS_PER_IMAGE = 100  # both sides' cap (TEST.DETECTIONS_PER_IMG, detections_per_img)
+
+
+@pytest.fixture
+def no_score_threshold(monkeypatch):
+    """Both sides' detectors with the score threshold at 0, so that every image returns its full
+    DETECTIONS_PER_IMAGE boxes even with random weights (at the usual 0.05 an untrained head
+    often returns none, and a detection count of 0 would prove nothing)."""
+    our_config, build_torchvision = common.our_config, common.build_torchvision
+
+    def our_config_without_threshold(*args, **kwargs):
+        cfg = our_config(*args, **kwargs).clone()
+        cfg.defrost()
+        cfg.MODEL.ROI_HEADS.SCORE_THRESH = 0.0
+        cfg.MODEL.RETINANET.INFERENCE_TH = 0.0
+        cfg.freeze()
+        return cfg
+
+    def build_torchvision_without_threshold(*args, **kwargs):
+        model = build_torchvision(*args, **kwargs)
+        # Faster / Mask R-CNN keep the threshold in their RoI heads, RetinaNet in the model.
+        getattr(model, "roi_heads", model).score_thresh = 0.0
+        return model
+
+    monkeypatch.setattr(common, "our_config", our_config_without_threshold)
+    monkeypatch.setattr(common, "build_torchvision", build_torchvision_without_threshold)
+
+
+def test_inference_all_models(no_score_threshold):
     torch.set_num_threads(1)
-    settings = tiny_settings()
+    settings = tiny_settings(batch=2)
     rows = inference.benchmark_inference(settings, list(common.MODEL_NAMES))
     assert [row["model"] for row in rows] == list(common.MODEL_NAMES)
     for row in rows:
         for side in ("ours", "torchvision"):
             assert_positive_finite(row[side]["images_per_s"], f"{row['model']} {side} images_per_s")
-            assert row[side]["detections"] >= 0
+            # The reported count is the boxes of the whole batch, each image at its cap.
+            assert row[side]["detections"] == settings.batch * DETECTIONS_PER_IMAGE, (row["model"], side)
         assert row["throughput_ratio"] == pytest.approx(
             row["ours"]["images_per_s"] / row["torchvision"]["images_per_s"]
         )

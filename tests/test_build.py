@@ -26,7 +26,7 @@ def test_cuda_build_carries_cuda_kernels():
 @pytest.mark.skipif(not (torch.cuda.is_available() and compiled_with_cuda()),
                     reason="needs a GPU and a CUDA build")
 def test_cuda_kernels_agree_with_cpu_kernels():
-    from maskrcnn_benchmark.layers import nms, roi_align, roi_pool, sigmoid_focal_loss
+    from maskrcnn_benchmark.layers import batched_nms, nms, roi_align, roi_pool, sigmoid_focal_loss
 
     g = torch.Generator().manual_seed(0)
     features = torch.randn(2, 4, 20, 24, generator=g)
@@ -38,9 +38,22 @@ def test_cuda_kernels_agree_with_cpu_kernels():
                                    roi_align(features, rois, 7, 0.5, 0, aligned), atol=1e-5, rtol=0)
     torch.testing.assert_close(roi_pool(features.cuda(), rois.cuda(), 7, 0.5).cpu(),
                                roi_pool(features, rois, 7, 0.5))
+    # NMS in both box conventions, on random boxes and on rounded ones with zero-area copies and
+    # exact ties at the threshold; plus the batched form.
     boxes = rois[:, 1:]
     scores = torch.rand(40, generator=g)
-    assert torch.equal(nms(boxes.cuda(), scores.cuda(), 0.5).cpu(), nms(boxes, scores, 0.5))
+    corners = (torch.rand(300, 2, generator=g) * 40).round()
+    grid_boxes = torch.cat([corners, corners + (torch.rand(300, 2, generator=g) * 8).round()], dim=1)
+    grid_boxes = torch.cat([grid_boxes, grid_boxes[:50]])  # duplicates, zero-area ones among them
+    grid_scores = torch.rand(350, generator=g)
+    for legacy in (False, True):
+        for threshold in (0.0, 0.5, 0.7):
+            for b, s in ((boxes, scores), (grid_boxes, grid_scores)):
+                assert torch.equal(nms(b.cuda(), s.cuda(), threshold, legacy=legacy).cpu(),
+                                   nms(b, s, threshold, legacy=legacy)), (legacy, threshold)
+        idxs = torch.randint(0, 3, (350,), generator=g)
+        assert torch.equal(batched_nms(grid_boxes.cuda(), grid_scores.cuda(), idxs.cuda(), 0.5, legacy).cpu(),
+                           batched_nms(grid_boxes, grid_scores, idxs, 0.5, legacy))
     logits = torch.randn(30, 4, generator=g)
     labels = torch.randint(-1, 5, (30,), generator=g)
     torch.testing.assert_close(sigmoid_focal_loss(logits.cuda(), labels.cuda(), 2.0, 0.25).cpu(),

@@ -1,7 +1,3 @@
-import importlib
-import sys
-import types
-
 import pytest
 import torch
 import torchvision
@@ -17,21 +13,6 @@ from maskrcnn_benchmark.structures.boxlist_ops import (
 from maskrcnn_benchmark.structures.segmentation_mask import SegmentationMask
 
 IMAGE_SIZE = (100, 80)
-
-
-@pytest.fixture
-def layers_nms(monkeypatch):
-    """The project's nms when the ops are built; torchvision's as a stand-in until then."""
-    try:
-        layers = importlib.import_module("maskrcnn_benchmark.layers")
-        if hasattr(layers, "nms"):
-            return layers.nms
-    except ImportError:
-        pass
-    stand_in = types.ModuleType("maskrcnn_benchmark.layers")
-    stand_in.nms = torchvision.ops.nms
-    monkeypatch.setitem(sys.modules, "maskrcnn_benchmark.layers", stand_in)
-    return stand_in.nms
 
 
 def random_boxes(count, seed):
@@ -60,7 +41,8 @@ def test_boxlist_iou_hand_computed_and_degenerate_boxes():
         boxlist_iou(first, BoxList(second.bbox, (50, 50)))
 
 
-def test_boxlist_nms_matches_torchvision(layers_nms):
+def test_boxlist_nms_matches_torchvision():
+    # boxlist_nms runs maskrcnn_benchmark.layers.nms (the compiled op); torchvision is the reference.
     boxes = BoxList(random_boxes(200, seed=3), IMAGE_SIZE)
     scores = torch.rand(200, generator=torch.Generator().manual_seed(4))
     boxes.add_field("scores", scores)
@@ -75,14 +57,14 @@ def test_boxlist_nms_matches_torchvision(layers_nms):
     assert boxlist_nms(boxes, 0.0) is boxes
 
 
-def test_boxlist_nms_uses_the_named_score_field(layers_nms):
+def test_boxlist_nms_uses_the_named_score_field():
     boxes = BoxList(torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 0.0, 11.0, 10.0]]), IMAGE_SIZE)
     boxes.add_field("objectness", torch.tensor([0.2, 0.9]))
     kept = boxlist_nms(boxes, 0.5, score_field="objectness")
     assert kept.bbox.tolist() == [[1.0, 0.0, 11.0, 10.0]]
 
 
-def test_boxlist_ml_nms_matches_torchvision_batched_nms(layers_nms):
+def test_boxlist_ml_nms_matches_torchvision_batched_nms():
     boxes = BoxList(random_boxes(150, seed=5), IMAGE_SIZE)
     generator = torch.Generator().manual_seed(6)
     scores = torch.rand(150, generator=generator)
@@ -102,7 +84,7 @@ def test_boxlist_ml_nms_matches_torchvision_batched_nms(layers_nms):
     assert len(boxlist_ml_nms(twins, 0.5)) == 1
 
 
-def test_nms_of_an_empty_boxlist_is_empty(layers_nms):
+def test_nms_of_an_empty_boxlist_is_empty():
     empty = BoxList(torch.zeros(0, 4), IMAGE_SIZE)
     empty.add_field("scores", torch.zeros(0))
     empty.add_field("labels", torch.zeros(0, dtype=torch.int64))

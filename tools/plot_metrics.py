@@ -1,13 +1,17 @@
 #!/usr/bin/env python
-"""Loss curves from a training run's metrics.json, as in the paper's Figs. 2-3.
+"""Training curves of one or several runs on one figure, as in the paper's Figs. 2-3.
 
-    python tools/plot_metrics.py OUTPUT_DIR/metrics.json [--output curves.png]
+    python tools/plot_metrics.py OUTPUT_DIR [OUTPUT_DIR ...] [--labels baseline,sampling-free] [--output curves.png]
 
-One panel per detector stage found in the file (classification vs localisation loss), then one
-panel per Sampling-Free diagnostic (``sf_<stage>_g``, ``sf_<stage>_delta``,
-``sf_<stage>_cls_grad_norm``) with a line per stage.
+Each run is an OUTPUT_DIR (or its metrics.json, one json object per line as tools/train_net.py
+writes it). Panels, for what the runs logged: per detector stage the classification and
+localisation losses; the Sampling-Free diagnostics (``sf_<stage>_g``, ``sf_<stage>_delta``,
+``sf_<stage>_cls_grad_norm``, a line per stage); the learning rate; validation AP (the ``val/...``
+records of SOLVER.TEST_PERIOD, and the final evaluation of OUTPUT_DIR/inference/<dataset>/metrics.json
+as markers at the run's last iteration). Runs differ by colour, the lines of one run by style.
 """
 import argparse
+import glob
 import json
 import os
 import re
@@ -30,6 +34,12 @@ SAMPLING_FREE_DIAGNOSTICS = (
     ("delta", "learned delta"),
     ("cls_grad_norm", "classification-layer gradient norm"),
 )
+LEARNING_RATE = "learning rate"
+VALIDATION_AP = "validation AP"
+AP_METRICS = ("AP", "AP50")
+LOSS_TITLES = {title for title, _, _ in STAGES} | {"total loss"}
+Y_LABELS = {LEARNING_RATE: "learning rate", VALIDATION_AP: "COCO box / mask AP"}
+LINE_STYLES = ("-", "--", ":", "-.")
 
 
 def load_metrics(path):
@@ -52,8 +62,42 @@ def load_metrics(path):
     return [by_iteration[i] for i in sorted(by_iteration)]
 
 
+def load_final_evaluations(output_dir):
+    """``{"<dataset> <iou type>/<metric>": value}`` from OUTPUT_DIR/inference/*/metrics.json."""
+    final = {}
+    for path in sorted(glob.glob(os.path.join(output_dir, "inference", "*", "metrics.json"))):
+        dataset = os.path.basename(os.path.dirname(path))
+        with open(path) as handle:
+            try:
+                results = json.load(handle)["results"]
+            except (json.JSONDecodeError, KeyError) as err:
+                raise ValueError(f"{path}: not an evaluation metrics file ({err})") from err
+        for iou_type, metrics in results.items():
+            for metric in AP_METRICS:
+                if metric in metrics:
+                    final[f"{dataset} {iou_type}/{metric}"] = metrics[metric]
+    return final
+
+
+class Run:
+    """One training run: its metrics.json records and its final evaluations."""
+
+    def __init__(self, path, label=None):
+        metrics = os.path.join(path, "metrics.json") if os.path.isdir(path) else path
+        if not os.path.isfile(metrics):
+            raise FileNotFoundError(f"metrics file not found: {metrics}")
+        self.records = load_metrics(metrics)
+        self.output_dir = os.path.dirname(os.path.abspath(metrics))
+        self.label = label or os.path.basename(self.output_dir)
+        self.final = load_final_evaluations(self.output_dir)
+
+    @property
+    def last_iteration(self):
+        return self.records[-1]["iteration"]
+
+
 def _series(records, key):
-    points = [(r["iteration"], r[key]) for r in records if key in r]
+    points = [(r["iteration"], r[key]) for r in records if key in r and r[key] is not None]
     return [p[0] for p in points], [p[1] for p in points]
 
 
@@ -73,20 +117,46 @@ def panels_for(records):
             panels.append((title, lines))
     if not panels:
         panels.append(("total loss", [("loss", "loss")] if "loss" in keys else []))
+    if "lr" in keys:
+        panels.append((LEARNING_RATE, [("lr", "lr")]))
+    validation = sorted(k for k in keys if k.startswith("val/") and k.rsplit("/", 1)[-1] in AP_METRICS)
+    if validation:
+        panels.append((VALIDATION_AP, [(k[len("val/"):], k) for k in validation]))
     return panels
 
 
-def plot_metrics(metrics_path, output_path):
-    records = load_metrics(metrics_path)
-    panels = panels_for(records)
-    figure, axes = plt.subplots(len(panels), 1, figsize=(7, 2.8 * len(panels)), squeeze=False)
+def _merge_panels(runs):
+    """The panels for what any of the runs logged, in the single-run order."""
+    panels = panels_for([record for run in runs for record in run.records])
+    if any(run.final for run in runs) and VALIDATION_AP not in dict(panels):
+        panels.append((VALIDATION_AP, []))
+    return panels
+
+
+def plot_runs(runs, output_path):
+    panels = _merge_panels(runs)
+    # one iteration axis for all panels, so that curves and final evaluations line up
+    figure, axes = plt.subplots(len(panels), 1, figsize=(8, 2.9 * len(panels)), squeeze=False, sharex=True)
+    several = len(runs) > 1
     for axis, (title, lines) in zip(axes[:, 0], panels):
-        for label, key in lines:
-            axis.plot(*_series(records, key), label=label)
+        for index, run in enumerate(runs):
+            color = f"C{index % 10}"
+            for style, (label, key) in zip(LINE_STYLES * 4, lines):
+                iterations, values = _series(run.records, key)
+                if iterations:
+                    axis.plot(iterations, values, style, color=color,
+                              marker="o" if len(iterations) < 10 else None, markersize=3,
+                              label=f"{run.label}: {label}" if several else label)
+            if title == VALIDATION_AP:
+                for name, value in sorted(run.final.items()):
+                    axis.plot([run.last_iteration], [value], "*" if name.endswith("/AP") else "^",
+                              color=color, markersize=10, linestyle="none",
+                              label=f"{run.label}: final {name} {value:.3f}")
         axis.set_title(title)
         axis.set_xlabel("iteration")
+        axis.set_ylabel(Y_LABELS.get(title, "loss" if title in LOSS_TITLES else "value"))
         axis.grid(True, alpha=0.3)
-        if lines:
+        if axis.get_legend_handles_labels()[0]:
             axis.legend(fontsize="small")
     figure.tight_layout()
     figure.savefig(output_path, dpi=100)
@@ -94,15 +164,38 @@ def plot_metrics(metrics_path, output_path):
     return output_path
 
 
+def plot_metrics(metrics_path, output_path):
+    """One run's curves (kept for callers of the single-run form)."""
+    return plot_runs([Run(metrics_path)], output_path)
+
+
+def summary(runs):
+    """A line per run: its last iteration and final evaluation."""
+    lines = []
+    for run in runs:
+        final = ", ".join(f"{name} {value:.3f}" for name, value in sorted(run.final.items())) or "no final evaluation"
+        lines.append(f"{run.label}: {run.last_iteration} iterations, {final}")
+    return lines
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Plot the loss curves of a metrics.json")
-    parser.add_argument("metrics", help="metrics.json written by tools/train_net.py")
-    parser.add_argument("--output", default=None, help="PNG to write (default: loss_curves.png beside the input)")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="OUTPUT_DIRs or metrics.json files written by tools/train_net.py")
+    parser.add_argument("--labels", default=None, help="comma-separated legend names, one per run (default: folder names)")
+    parser.add_argument("--output", default=None,
+                        help="PNG to write (default: loss_curves.png beside the first run's metrics)")
     args = parser.parse_args(argv)
-    if not os.path.isfile(args.metrics):
-        parser.error(f"metrics file not found: {args.metrics}")
-    output = args.output or os.path.join(os.path.dirname(os.path.abspath(args.metrics)), "loss_curves.png")
-    print(plot_metrics(args.metrics, output))
+    labels = args.labels.split(",") if args.labels else [None] * len(args.runs)
+    if len(labels) != len(args.runs):
+        parser.error(f"--labels names {len(labels)} runs but {len(args.runs)} were given")
+    try:
+        runs = [Run(path, label) for path, label in zip(args.runs, labels)]
+    except FileNotFoundError as err:
+        parser.error(str(err))
+    output = args.output or os.path.join(runs[0].output_dir, "loss_curves.png")
+    for line in summary(runs):
+        print(line)
+    print(plot_runs(runs, output))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 //
 // Boxes are copied, in decreasing score order, into separate coordinate arrays; after each
 // kept box the survivors are compacted in place. The inner loop therefore reads contiguous
-// memory and shrinks as boxes get suppressed, instead of re-testing suppressed flags.
+// memory and shrinks as boxes get suppressed, instead of re-testing suppressed flags. The
+// overlap test and the two box conventions are in nms_overlap.h.
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -12,13 +13,14 @@
 #include <vector>
 
 #include "../checks.h"
+#include "../nms_overlap.h"
 #include "../ops.h"
 
 namespace maskrcnn_benchmark {
 namespace cpu {
 namespace {
 
-template <typename scalar_t>
+template <typename scalar_t, bool kLegacy>
 at::Tensor nms_impl(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold) {
   using acc_t = at::opmath_type<scalar_t>;
   const int64_t count = boxes.size(0);
@@ -35,7 +37,7 @@ at::Tensor nms_impl(const at::Tensor& boxes, const at::Tensor& scores, double io
     y1[i] = static_cast<acc_t>(box[1]);
     x2[i] = static_cast<acc_t>(box[2]);
     y2[i] = static_cast<acc_t>(box[3]);
-    area[i] = (x2[i] - x1[i]) * (y2[i] - y1[i]);
+    area[i] = nms_box_area<kLegacy>(x1[i], y1[i], x2[i], y2[i]);
     original_index[i] = order_data[i];
   }
 
@@ -48,12 +50,8 @@ at::Tensor nms_impl(const at::Tensor& boxes, const at::Tensor& scores, double io
     const acc_t karea = area[head];
     int64_t write = head + 1;
     for (int64_t j = head + 1; j < alive; ++j) {
-      const acc_t w = std::max(acc_t(0), std::min(kx2, x2[j]) - std::max(kx1, x1[j]));
-      const acc_t h = std::max(acc_t(0), std::min(ky2, y2[j]) - std::max(ky1, y1[j]));
-      const acc_t inter = w * h;
-      const acc_t iou = inter / (karea + area[j] - inter);
-      // Compared in double like torchvision; "not above" keeps a box whose IoU is NaN (two empty boxes).
-      if (!(static_cast<double>(iou) > iou_threshold)) {
+      if (!nms_suppresses<kLegacy>(kx1, ky1, kx2, ky2, karea, x1[j], y1[j], x2[j], y2[j], area[j],
+                                   iou_threshold)) {
         x1[write] = x1[j];
         y1[write] = y1[j];
         x2[write] = x2[j];
@@ -73,12 +71,14 @@ at::Tensor nms_impl(const at::Tensor& boxes, const at::Tensor& scores, double io
 
 }  // namespace
 
-at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold) {
+at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold,
+               bool legacy) {
   check_boxes_and_scores(boxes, scores);
   if (boxes.size(0) == 0) return at::empty({0}, boxes.options().dtype(at::kLong));
   at::Tensor keep;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, boxes.scalar_type(), "nms_cpu", [&] {
-    keep = nms_impl<scalar_t>(boxes, scores, iou_threshold);
+    keep = legacy ? nms_impl<scalar_t, true>(boxes, scores, iou_threshold)
+                  : nms_impl<scalar_t, false>(boxes, scores, iou_threshold);
   });
   return keep;
 }

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../checks.h"
+#include "../nms_overlap.h"
 #include "../ops.h"
 
 namespace maskrcnn_benchmark {
@@ -22,19 +23,10 @@ namespace {
 
 constexpr int kBitsPerMask = 64;
 
-template <typename acc_t>
-__device__ bool overlaps_above(const acc_t* a, const acc_t* b, double threshold) {
-  const acc_t w = max(acc_t(0), min(a[2], b[2]) - max(a[0], b[0]));
-  const acc_t h = max(acc_t(0), min(a[3], b[3]) - max(a[1], b[1]));
-  const acc_t inter = w * h;
-  const acc_t area_a = (a[2] - a[0]) * (a[3] - a[1]);
-  const acc_t area_b = (b[2] - b[0]) * (b[3] - b[1]);
-  return static_cast<double>(inter / (area_a + area_b - inter)) > threshold;
-}
-
 // Block (row_tile, col_tile): thread t handles box row_tile * 64 + t against the 64 boxes of
-// col_tile, writing mask[box][col_tile].
-template <typename scalar_t>
+// col_tile, writing mask[box][col_tile]: bit j set when box suppresses col_tile's box j
+// (nms_overlap.h).
+template <typename scalar_t, bool kLegacy>
 __global__ void nms_mask_kernel(int64_t count, double threshold,
                                 const scalar_t* __restrict__ sorted_boxes,
                                 uint64_t* __restrict__ mask) {
@@ -49,29 +41,37 @@ __global__ void nms_mask_kernel(int64_t count, double threshold,
   const int cols = static_cast<int>(cols_left < kBitsPerMask ? cols_left : kBitsPerMask);
 
   __shared__ acc_t tile_boxes[kBitsPerMask * 4];
+  __shared__ acc_t tile_areas[kBitsPerMask];
   if (threadIdx.x < cols) {
+    acc_t* c = tile_boxes + threadIdx.x * 4;
     for (int i = 0; i < 4; ++i) {
-      tile_boxes[threadIdx.x * 4 + i] =
-          static_cast<acc_t>(sorted_boxes[(col_tile * kBitsPerMask + threadIdx.x) * 4 + i]);
+      c[i] = static_cast<acc_t>(sorted_boxes[(col_tile * kBitsPerMask + threadIdx.x) * 4 + i]);
     }
+    tile_areas[threadIdx.x] = nms_box_area<kLegacy>(c[0], c[1], c[2], c[3]);
   }
   __syncthreads();
   if (threadIdx.x >= rows) return;
 
   const int64_t box = row_tile * kBitsPerMask + threadIdx.x;
-  acc_t own[4];
-  for (int i = 0; i < 4; ++i) own[i] = static_cast<acc_t>(sorted_boxes[box * 4 + i]);
+  acc_t a[4];
+  for (int i = 0; i < 4; ++i) a[i] = static_cast<acc_t>(sorted_boxes[box * 4 + i]);
+  const acc_t area_a = nms_box_area<kLegacy>(a[0], a[1], a[2], a[3]);
   uint64_t bits = 0;
   const int first = row_tile == col_tile ? threadIdx.x + 1 : 0;
   for (int j = first; j < cols; ++j) {
-    if (overlaps_above(own, tile_boxes + j * 4, threshold)) bits |= 1ULL << j;
+    const acc_t* b = tile_boxes + j * 4;
+    if (nms_suppresses<kLegacy>(a[0], a[1], a[2], a[3], area_a, b[0], b[1], b[2], b[3],
+                                tile_areas[j], threshold)) {
+      bits |= 1ULL << j;
+    }
   }
   mask[box * tiles + col_tile] = bits;
 }
 
 }  // namespace
 
-at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold) {
+at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold,
+               bool legacy) {
   check_boxes_and_scores(boxes, scores);
   c10::cuda::CUDAGuard guard(boxes.device());
   const int64_t count = boxes.size(0);
@@ -85,7 +85,8 @@ at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_thr
   const dim3 grid(tiles, tiles);
   auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, boxes.scalar_type(), "nms_cuda", [&] {
-    nms_mask_kernel<scalar_t><<<grid, kBitsPerMask, 0, stream>>>(
+    const auto kernel = legacy ? nms_mask_kernel<scalar_t, true> : nms_mask_kernel<scalar_t, false>;
+    kernel<<<grid, kBitsPerMask, 0, stream>>>(
         count, iou_threshold, sorted_boxes.const_data_ptr<scalar_t>(),
         reinterpret_cast<uint64_t*>(mask.mutable_data_ptr<int64_t>()));
     C10_CUDA_KERNEL_LAUNCH_CHECK();

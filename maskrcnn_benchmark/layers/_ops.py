@@ -6,14 +6,31 @@ work) and shape-only "fake" implementations (so ``torch.compile`` can trace thro
 """
 import torch
 
+_REBUILD = ("Build it with `python setup.py build_ext --inplace` or "
+            "`pip install --no-build-isolation -e .` from the repository root; see INSTALL.md.")
+
 try:
-    from maskrcnn_benchmark import _C  # noqa: F401  (importing registers the operators)
+    from maskrcnn_benchmark import _C  # importing registers the operators
 except ImportError as error:  # pragma: no cover - depends on the build state
     raise ImportError(
-        "maskrcnn_benchmark._C is not built or does not match the installed torch "
-        f"({error}). Build it with `python setup.py build_ext --inplace` or `pip install -e .` "
-        "from the repository root; see INSTALL.md."
+        f"maskrcnn_benchmark._C is not built or does not match the installed torch ({error}). {_REBUILD}"
     ) from error
+
+
+def check_built_with(running_torch, built_with):
+    """Refuse an extension compiled against another torch release (``major.minor``): its C++ ABI
+    is not guaranteed to match, and a mismatch can load and then misbehave."""
+    running = ".".join(running_torch.split("+")[0].split(".")[:2])
+    if built_with is None:
+        raise ImportError(f"maskrcnn_benchmark._C ({_C.__file__}) was built from older sources. {_REBUILD}")
+    if built_with != running:
+        raise ImportError(
+            f"maskrcnn_benchmark._C was compiled against torch {built_with} but torch {running_torch} "
+            f"is running ({_C.__file__}). Rebuild it: remove build/ and the old _C*.so. {_REBUILD}"
+        )
+
+
+check_built_with(torch.__version__, getattr(_C, "built_with_torch", None))
 
 ops = torch.ops.maskrcnn_benchmark
 
@@ -56,7 +73,7 @@ def _roi_pool_backward_fake(grad_output, argmax, batch_size, channels, height, w
 
 
 @torch.library.register_fake("maskrcnn_benchmark::nms")
-def _nms_fake(boxes, scores, iou_threshold):
+def _nms_fake(boxes, scores, iou_threshold, legacy=False):
     # How many boxes survive is only known at run time.
     kept = torch.library.get_ctx().new_dynamic_size()
     return boxes.new_empty((kept,), dtype=torch.long)
