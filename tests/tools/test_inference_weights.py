@@ -69,7 +69,7 @@ def test_demo_refuses_to_draw_random_boxes_unless_asked(tmp_path, backbone_only)
 
     image = tmp_path / "in.png"
     cv2.imwrite(str(image), np.full((96, 96, 3), 90, dtype=np.uint8))
-    command = ["--config-file", CONFIG, "--input", str(image), "--output", str(tmp_path / "out.png"),
+    command = ["--config-file", CONFIG, "--input", str(image), "--output", str(tmp_path / "out.png"), "--allow-empty",
                "OUTPUT_DIR", str(tmp_path / "nothing-here"), *low_threshold]
     with pytest.raises(NoWeightsError):
         draw_main(command)
