@@ -3,11 +3,19 @@ from torch.utils.data.sampler import BatchSampler, Sampler
 
 
 class GroupedBatchSampler(BatchSampler):
-    """Walks ``sampler`` in its order and fills one buffer per group; a full buffer is emitted as
-    a batch. At the end of the epoch the incomplete buffers are emitted too, unless
-    ``drop_uneven`` is set. Every batch holds indices of a single group.
+    """Batches of ``batch_size`` indices of one group each, in the order of ``sampler``.
+
+    The indices of each group, taken in the order ``sampler`` yields them, are cut into batches
+    of ``batch_size``; a group's last batch may be shorter. The batches of all groups then come
+    out in the order in which their FIRST index was sampled, so a short batch comes where its
+    first index came, not at the end of the epoch (the order maskrcnn-benchmark gives).
+    ``drop_uneven`` drops the short batches. An index the sampler yields twice is batched twice.
 
     ``group_ids[i]`` is the group of dataset index ``i``.
+
+    ``len()`` has to walk the sampler; the batches it found are kept for the next ``iter()``, so
+    that a random sampler is drawn once for both and the length is that of the batches yielded
+    (not when the sampler's ``epoch`` changed in between, e.g. by ``set_epoch``).
     """
 
     def __init__(self, sampler, group_ids, batch_size, drop_uneven=False):
@@ -19,24 +27,34 @@ class GroupedBatchSampler(BatchSampler):
         self.group_ids = list(group_ids)
         self.batch_size = batch_size
         self.drop_uneven = drop_uneven
+        self._batches_for_next_iter = None  # (sampler epoch, batches) kept by __len__
+
+    def _epoch(self):
+        return getattr(self.sampler, "epoch", None)
+
+    def _make_batches(self):
+        batches = []  # in the order their first index was sampled
+        filling = {}  # group -> its batch that is not full yet
+        for index in self.sampler:
+            group = self.group_ids[index]
+            batch = filling.get(group)
+            if batch is None:
+                batch = filling[group] = []
+                batches.append(batch)
+            batch.append(index)
+            if len(batch) == self.batch_size:
+                del filling[group]
+        if self.drop_uneven:
+            batches = [batch for batch in batches if len(batch) == self.batch_size]
+        return batches
 
     def __iter__(self):
-        buffers = {}
-        for index in self.sampler:
-            buffer = buffers.setdefault(self.group_ids[index], [])
-            buffer.append(index)
-            if len(buffer) == self.batch_size:
-                yield list(buffer)
-                buffer.clear()
-        if not self.drop_uneven:
-            for buffer in buffers.values():  # in the order the groups first appeared
-                if buffer:
-                    yield list(buffer)
+        kept, self._batches_for_next_iter = self._batches_for_next_iter, None
+        if kept is not None and kept[0] == self._epoch():
+            return iter(kept[1])
+        return iter(self._make_batches())
 
     def __len__(self):
-        counts = {}
-        for index in self.sampler:
-            counts[self.group_ids[index]] = counts.get(self.group_ids[index], 0) + 1
-        if self.drop_uneven:
-            return sum(n // self.batch_size for n in counts.values())
-        return sum(-(-n // self.batch_size) for n in counts.values())
+        if self._batches_for_next_iter is None or self._batches_for_next_iter[0] != self._epoch():
+            self._batches_for_next_iter = (self._epoch(), self._make_batches())
+        return len(self._batches_for_next_iter[1])
