@@ -317,6 +317,15 @@ _C.MODEL.PAA_ON = False
 # Or name a head of registry.DENSE_HEADS directly (with META_ARCHITECTURE "DenseDetector")
 _C.MODEL.DENSE_HEAD = ""
 
+# What box corners mean, for the whole pipeline (anchors, box coding, IoU, clipping, NMS, FPN level
+# mapping, mask pasting, resizing, evaluation): "maskrcnn_benchmark" (inclusive pixel indices,
+# width x2 - x1 + 1, whole-pixel anchors, truncated resize; the convention of maskrcnn-benchmark and
+# of the FCOS / ATSS / PAA / Sampling-Free releases, so their yaml files and weights give their
+# detections), "maskrcnn_benchmark_cuda" (the same, with NMS keeping a box whose IoU equals the
+# threshold, as maskrcnn-benchmark's CUDA kernel) or "continuous" (torchvision / detectron2: no +1,
+# exact anchors, rounded resize). structures/box_convention.py; docs/BOX_CONVENTION.md
+_C.MODEL.BOX_CONVENTION = "maskrcnn_benchmark"
+
 # Python modules imported before the model is built, so that a yaml can name what they register
 # (a dense head, a sample strategy, ...), e.g. ("my_project.heads",)
 _C.CUSTOM_IMPORTS = ()

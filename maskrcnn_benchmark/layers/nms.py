@@ -47,9 +47,12 @@ def batched_nms(boxes, scores, idxs, iou_threshold, legacy=False):
     zero_iou_suppresses = iou_threshold <= 0 if legacy else iou_threshold < 0
     if zero_iou_suppresses:
         return _nms_per_category(boxes, scores, idxs, iou_threshold, legacy)
+    # In float64: float32 coordinates shifted by thousands of pixels would round the IoUs (by ~1e-4
+    # at an offset of 1e5) and change decisions near the threshold against a per-category pass.
+    boxes = boxes.double()
     span = boxes.max() - boxes.min() + (2 if legacy else 1)
     offsets = idxs.to(boxes.dtype) * span
-    return nms(boxes + offsets[:, None], scores, iou_threshold, legacy)
+    return nms(boxes + offsets[:, None], scores.double(), iou_threshold, legacy)
 
 
 def _nms_per_category(boxes, scores, idxs, iou_threshold, legacy):

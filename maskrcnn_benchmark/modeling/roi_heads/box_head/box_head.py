@@ -10,6 +10,7 @@ from maskrcnn_benchmark.modeling.sample_strategy import SOFTMAX
 from maskrcnn_benchmark.modeling.sampling_free import SamplingFreeHead, stage_settings
 from maskrcnn_benchmark.structures.bounding_box import BoxList
 from maskrcnn_benchmark.structures.boxlist_ops import cat_boxlist
+from maskrcnn_benchmark.structures.box_convention import box_convention_from_config
 
 from .inference import make_roi_box_post_processor
 from .loss import FastRCNNLossComputation, make_roi_matcher
@@ -53,7 +54,8 @@ class ROIBoxHead(SamplingFreeHead):
             "predictor": make_roi_box_predictor(cfg, feature_extractor.out_channels),
             "post_processor": make_roi_box_post_processor(cfg),
             "proposal_matcher": make_roi_matcher(cfg),
-            "box_coder": BoxCoder(weights=cfg.MODEL.ROI_HEADS.BBOX_REG_WEIGHTS),
+            "box_coder": BoxCoder(weights=cfg.MODEL.ROI_HEADS.BBOX_REG_WEIGHTS,
+                                  convention=box_convention_from_config(cfg)),
             "num_classes": cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES,
             "cls_agnostic_bbox_reg": cfg.MODEL.CLS_AGNOSTIC_BBOX_REG,
             "proxy_anchor_generator": make_anchor_generator(cfg),

@@ -11,6 +11,7 @@ COCO AP are unchanged, only the score scale (and any fixed threshold applied to 
 """
 from maskrcnn_benchmark.modeling.dense_heads.points import boxes_from_points
 from maskrcnn_benchmark.modeling.dense_heads.postprocess import DensePostProcessor, geometric_mean_with_quality
+from maskrcnn_benchmark.structures.box_convention import box_convention_from_config
 
 
 def centerness_weighted(class_probs, centerness_probs):
@@ -24,4 +25,5 @@ def fcos_postprocessor(sqrt_score=False, **settings):
 
 
 def make_fcos_postprocessor(config, sqrt_score=False):
-    return fcos_postprocessor(sqrt_score, **DensePostProcessor.settings_from(config.MODEL.FCOS, config.TEST))
+    return fcos_postprocessor(sqrt_score, **DensePostProcessor.settings_from(config.MODEL.FCOS, config.TEST),
+                              convention=box_convention_from_config(config))

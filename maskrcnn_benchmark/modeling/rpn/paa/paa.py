@@ -8,6 +8,8 @@ initialisation. For the optimal bias, N^f counts PAA's candidate anchors (the Io
 ``candidates.py``) without the mixture split: the split depends on the network's predictions,
 which do not exist before training, so the count is an upper bound on the positives.
 """
+import functools
+
 import torch
 
 from maskrcnn_benchmark.modeling import registry
@@ -32,7 +34,7 @@ class PAAModule(DenseAnchorModule):
             self.soft_strategy, self.box_coder, iou_threshold, topk, reg_loss_type, reg_loss_weight, iou_loss_weight,
             hard_strategy=self.hard_strategy,
         )
-        refine = score_voting if use_score_voting else None
+        refine = functools.partial(score_voting, convention=self.box_coder.convention) if use_score_voting else None
         self.box_selector_test = atss_postprocessor(self.box_coder, refine, **(postprocess or {}))
 
     @classmethod
