@@ -29,6 +29,7 @@ from torch.nn import functional as F
 from torchvision.ops import box_iou
 
 from maskrcnn_benchmark.modeling.roi_heads.mask_head.inference import Masker
+from maskrcnn_benchmark.structures.box_convention import DEFAULT_BOX_CONVENTION, box_convention
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +59,16 @@ def _original_size_boxes(prediction, dataset, index):
     return prediction.resize((info["width"], info["height"]))
 
 
-def prepare_for_coco_detection(predictions, dataset):
-    """COCO result dicts (xywh boxes at the original size, json category ids)."""
+def prepare_for_coco_detection(predictions, dataset, convention=DEFAULT_BOX_CONVENTION):
+    """COCO result dicts (xywh boxes at the original size, json category ids); the predicted corners
+    are in the box ``convention`` (with inclusive corners a box is ``x2 - x1 + 1`` wide)."""
+    convention = box_convention(convention)
     coco_results = []
     for index, prediction in enumerate(predictions):
         if prediction is None or len(prediction) == 0:
             continue
         image_id = dataset.id_to_img_map[index]
-        boxes = _original_size_boxes(prediction, dataset, index).convert("xywh").bbox.tolist()
+        boxes = _original_size_boxes(prediction, dataset, index).convert("xywh", convention).bbox.tolist()
         scores = prediction.get_field("scores").tolist()
         labels = prediction.get_field("labels").tolist()
         for box, score, label in zip(boxes, scores, labels):
@@ -147,9 +150,12 @@ def _greedy_best_overlaps(overlaps):
     return covered
 
 
-def evaluate_box_proposals(predictions, dataset, thresholds=None, area="all", limit=None):
+def evaluate_box_proposals(predictions, dataset, thresholds=None, area="all", limit=None,
+                           convention=DEFAULT_BOX_CONVENTION):
     """Recall of the ``limit`` highest-objectness proposals over non-crowd gt boxes of ``area``,
-    at each IoU threshold (default 0.5:0.95:0.05); ``ar`` is the mean recall."""
+    at each IoU threshold (default 0.5:0.95:0.05); ``ar`` is the mean recall. Proposals are in the box
+    ``convention``, compared with the (continuous) annotations as continuous boxes."""
+    convention = box_convention(convention)
     if area not in _AREA_RANGES:
         raise ValueError("unknown area {!r}; expected one of {}".format(area, list(_AREA_RANGES)))
     low, high = _AREA_RANGES[area]
@@ -159,7 +165,7 @@ def evaluate_box_proposals(predictions, dataset, thresholds=None, area="all", li
             continue
         prediction = _original_size_boxes(prediction, dataset, index)
         order = prediction.get_field("objectness").sort(descending=True)[1]
-        boxes = prediction.convert("xyxy").bbox[order]
+        boxes = convention.to_continuous(prediction.convert("xyxy", convention).bbox[order])
         if limit is not None:
             boxes = boxes[:limit]
         anns = [a for a in dataset.coco.imgToAnns[dataset.id_to_img_map[index]]
