@@ -122,7 +122,9 @@ def test_classification_loss_matches_independent_formula(group, kind):
 
 
 def test_atss_count_samples_by_hand_and_bias():
-    module = build("ATSS", single_level_cfg("ATSS"))
+    cfg = single_level_cfg("ATSS")
+    cfg.MODEL.BOX_CONVENTION = "continuous"  # the counts below are for exact, symmetric anchors
+    module = build("ATSS", cfg)
     # 50x50 image: 5x5 anchors, 3 classes -> N = 75 per image. Box [12,12,38,38]: only the
     # centre anchor passes mean + std (see test_atss_selection); box [5,5,45,45]: all 9 candidates.
     first = BoxList(torch.tensor([[12.0, 12.0, 38.0, 38.0]]), (50, 50))

@@ -105,7 +105,8 @@ def test_perturbed_predictions_match_pycocotools_directly(shapes):
                                                    prediction.get_field("scores").tolist(),
                                                    prediction.get_field("labels").tolist()):
             hand.append({"image_id": info["id"], "category_id": int(label), "score": score,
-                         "bbox": [x1 * scale_x, y1 * scale_y, (x2 - x1) * scale_x, (y2 - y1) * scale_y]})
+                         # widths count both corner pixels (maskrcnn-benchmark's convention, the default)
+                         "bbox": [x1 * scale_x, y1 * scale_y, (x2 - x1) * scale_x + 1, (y2 - y1) * scale_y + 1]})
     coco_eval = COCOeval(shapes.coco, shapes.coco.loadRes(hand), "bbox")
     coco_eval.evaluate()
     coco_eval.accumulate()
