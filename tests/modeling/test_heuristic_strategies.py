@@ -255,6 +255,13 @@ def trained_samples(ious, ground_truth, predicted_ious):
     return TrainedSamples(ious=ious, ground_truth=ground_truth, predicted_ious=lambda: predicted_ious)
 
 
+def weighted_ce_gradient(logits, sample_labels, weights):
+    """d/d logits of sum(weights * CE), the weights held constant."""
+    logits = logits.detach().clone().requires_grad_(True)
+    (F.cross_entropy(logits, sample_labels, reduction="none") * weights).sum().backward()
+    return logits.grad
+
+
 def test_isr_p_weights_positives_by_iou_hlr_and_keeps_their_loss_sum():
     torch.manual_seed(0)
     # the hand case above as 7 positives, plus 3 negatives
@@ -265,32 +272,33 @@ def test_isr_p_weights_positives_by_iou_hlr_and_keeps_their_loss_sum():
     isr = build_soft_strategy(roi_settings(soft="isr_p"), "softmax")
     assert (isr.k, isr.bias) == (2.0, 0.0)
     loss = isr(logits, sample_labels, context=trained_samples(torch.zeros(10), ground_truth, predicted))
+    loss.backward()
 
     ce = F.cross_entropy(logits.detach(), sample_labels, reduction="none")
     ranks = torch.tensor([1, 4, 2, 3, 0, 1, 0], dtype=torch.float32)
     n_max = 5  # class 1 has the most positives
     importance = (1 - ranks / n_max) ** 2
     importance = importance * ce[:7].sum() / (importance * ce[:7]).sum()
-    expected = (importance * ce[:7]).sum() + ce[7:].sum()
-    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
-    # the positives' loss sum is unchanged, only redistributed
-    assert (importance * ce[:7]).sum().item() == pytest.approx(ce[:7].sum().item(), rel=1e-5)
-    loss.backward()
-    assert logits.grad is not None and torch.isfinite(logits.grad).all()
+    weights = torch.cat([importance, torch.ones(3)])
+    # the loss sum is unchanged (ISR redistributes it) ...
+    assert loss.item() == pytest.approx(ce.sum().item(), rel=1e-5)
+    # ... and its gradient is that of the IoU-HLR-weighted CE
+    torch.testing.assert_close(logits.grad, weighted_ce_gradient(logits, sample_labels, weights))
 
 
 def test_isr_p_with_bias_keeps_given_weights_and_needs_the_context():
     sample_labels = labels(1, 1, 0)
-    logits = torch.tensor([[0.0, 1.0], [0.0, 2.0], [1.0, 0.0]])
+    logits = torch.tensor([[0.0, 1.0], [0.0, 2.0], [1.0, 0.0]], requires_grad=True)
     isr = IoUHierarchicalReweighting(k=1.0, bias=0.5)
     context = trained_samples(torch.zeros(3), labels(0, 0, -1), torch.tensor([0.6, 0.8, 0.0]))
-    weights = torch.tensor([1.0, 1.0, 0.25])
-    loss = isr(logits, sample_labels, weights=weights, context=context)
-    ce = F.cross_entropy(logits, sample_labels, reduction="none")
-    # ranks: 0.8 -> 0, 0.6 -> 1; n_max 2: weights (1 - r / 2) * 0.5 + 0.5 = 1, 0.75
+    given = torch.tensor([1.0, 1.0, 0.25])
+    isr(logits, sample_labels, weights=given, context=context).backward()
+    ce = F.cross_entropy(logits.detach(), sample_labels, reduction="none")
+    # ranks: 0.8 -> 0, 0.6 -> 1; n_max 2: weights (1 - r / 2) * 0.5 + 0.5 = 0.75, 1
     importance = torch.tensor([0.75, 1.0])
     importance = importance * ce[:2].sum() / (importance * ce[:2]).sum()
-    assert loss.item() == pytest.approx(((importance * ce[:2]).sum() + 0.25 * ce[2]).item(), rel=1e-6)
+    weights = torch.cat([importance, given[2:]])
+    torch.testing.assert_close(logits.grad, weighted_ce_gradient(logits, sample_labels, weights))
     with pytest.raises(ValueError, match="isr_p needs the RoI box head's context"):
         isr(logits, sample_labels)
     with pytest.raises(ValueError, match="sigmoid"):
