@@ -96,14 +96,15 @@ def nms_clusters(boxes, scores, classes, iou_threshold):
     and takes every unclustered box of its class with IoU > ``iou_threshold`` with it (NMS, where
     a suppressed box joins the box that suppressed it)."""
     joins = (_pairwise_iou(boxes) > iou_threshold) & (classes[:, None] == classes[None, :])
-    cluster = torch.full_like(classes, -1)
+    joins = joins.cpu()  # a sequential loop: on the host, without a device sync per box
+    cluster = torch.full((len(boxes),), -1, dtype=torch.int64)
     for head in torch.argsort(scores, descending=True, stable=True).tolist():
         if cluster[head] >= 0:
             continue
         members = joins[head] & (cluster < 0)
         members[head] = True
         cluster[members] = head
-    return cluster
+    return cluster.to(classes.device)
 
 
 @SOFT_STRATEGIES.register("isr_p")
