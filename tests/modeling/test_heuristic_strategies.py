@@ -140,7 +140,7 @@ def test_ghm_c_builds_from_its_options_and_refuses_bad_ones():
     settings = StageSettings(stage="ONE_STAGE", hard="all", soft="ghm_c", soft_options=(("BINS", 10),))
     ghm = build_soft_strategy(settings, "sigmoid")
     assert (ghm.bins, ghm.momentum, ghm.normalises_itself) == (10, 0.75, True)
-    with pytest.raises(ValueError, match=r"ONE_STAGE\.SOFT_OPTIONS: ghm_c: MOMENTUM must be in \[0, 1\), got 1"):
+    with pytest.raises(ValueError, match=r"ONE_STAGE\.SOFT_OPTIONS: ghm_c: MOMENTUM must be in \[0.0, 1.0\), got 1"):
         build_soft_strategy(StageSettings(stage="ONE_STAGE", hard="all", soft="ghm_c",
                                           soft_options=(("MOMENTUM", 1.0),)), "sigmoid")
     with pytest.raises(ValueError, match="softmax"):
@@ -180,7 +180,7 @@ def test_ohem_fills_with_negatives_when_positives_are_few_and_needs_the_losses()
     strategy = build_hard_strategy(roi_settings("ohem"))
     assert (strategy.sampler.batch_size_per_image, strategy.sampler.positive_fraction, strategy.loss) == \
         (512, 0.25, "classification")
-    with pytest.raises(ValueError, match=r"ROI\.HARD_OPTIONS\.LOSS: 'box' is not one of"):
+    with pytest.raises(ValueError, match=r"ROI\.HARD_OPTIONS: ohem: LOSS must be one of .*got 'box'"):
         build_hard_strategy(roi_settings("ohem", hard_options=[("LOSS", "box")]))
 
 
@@ -395,3 +395,9 @@ def test_isr_n_without_confident_negatives_samples_at_random_and_needs_scores():
         ScoreHierarchicalSampling(4, 0.25).select(Candidates(labels=[labels(1, 0)]))
     strategy = build_hard_strategy(roi_settings("isr_n", hard_options=[("SCORE_THRESH", 0.1)]))
     assert (strategy.k, strategy.bias, strategy.score_thresh, strategy.iou_thresh) == (0.5, 0.0, 0.1, 0.5)
+    with pytest.raises(ValueError, match=r"ROI\.HARD_OPTIONS: isr_n: BIAS must be in \[0.0, 1.0\], got 2"):
+        build_hard_strategy(roi_settings("isr_n", hard_options=[("BIAS", 2.0)]))
+    with pytest.raises(ValueError, match=r"ROI\.SOFT_OPTIONS: isr_p: K must be in"):
+        build_soft_strategy(roi_settings(soft="isr_p", soft_options=[("K", -1.0)]), "softmax")
+    with pytest.raises(ValueError, match=r"ROI\.HARD_OPTIONS: iou_balanced: FLOOR_FRACTION must be in"):
+        build_hard_strategy(roi_settings("iou_balanced", hard_options=[("FLOOR_FRACTION", 1.5)]))

@@ -1,24 +1,17 @@
 """tools/reproduce_paper.py --tables VIII: which runs it makes, what it applies to each, the table
 of gains it writes (with the paper's column and the findings) and the section it puts into a
 results file."""
-import importlib.util
 import os
+import sys
 
 import pytest
 
 from maskrcnn_benchmark.config import cfg
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import reproduce_paper as tool  # noqa: E402  (tools/ is not a package)
 
-
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("reproduce_paper", os.path.join(ROOT, "tools", "reproduce_paper.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = _load_tool()
 RUNS = tool.ablation_runs(["VIII"])
 
 

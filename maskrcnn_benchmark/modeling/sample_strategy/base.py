@@ -178,6 +178,23 @@ def build_soft_strategy(settings, kind):
     return strategy.from_settings(settings, kind)
 
 
+def built_from_options(settings, which, build):
+    """``build()`` (a strategy made from its ``which`` = "HARD" / "SOFT" options), a ValueError it
+    raises prefixed with the options key, e.g. ``MODEL.SAMPLING_FREE.ROI.HARD_OPTIONS: ...``."""
+    try:
+        return build()
+    except ValueError as error:
+        raise ValueError(f"{settings.key(which + '_OPTIONS')}: {error}") from None
+
+
+def check_range(strategy, name, value, low, high, high_open=False):
+    """``value`` as a float in [low, high] (or [low, high)), else a ValueError naming the option."""
+    value = float(value)
+    if not (low <= value and (value < high if high_open else value <= high)):
+        raise ValueError(f"{strategy}: {name} must be in [{low}, {high}{')' if high_open else ']'}, got {value:g}")
+    return value
+
+
 def normalised_classification_loss(soft_strategy, logits, labels, divisor, weights=None, context=None):
     """The classification loss a head optimises: the soft strategy's summed loss over ``divisor()``
     (the hard strategy's divisor, a zero-argument callable, so that a cross-process divisor is only

@@ -24,7 +24,7 @@ division by the number of positives, as in GHM. Each process normalises by its o
 import torch
 from torch.nn import functional as F
 
-from .base import SIGMOID, SOFT_STRATEGIES, SoftStrategy
+from .base import SIGMOID, SOFT_STRATEGIES, SoftStrategy, built_from_options, check_range
 from .cross_entropy import one_hot_targets
 
 DEFAULTS = {"BINS": 30, "MOMENTUM": 0.75}
@@ -39,19 +39,14 @@ class GradientHarmonizedClassification(SoftStrategy):
         super().__init__(kind)
         if int(bins) < 1:
             raise ValueError(f"ghm_c: BINS must be >= 1, got {bins}")
-        if not 0.0 <= float(momentum) < 1.0:
-            raise ValueError(f"ghm_c: MOMENTUM must be in [0, 1), got {momentum}")
         self.bins = int(bins)
-        self.momentum = float(momentum)
+        self.momentum = check_range("ghm_c", "MOMENTUM", momentum, 0.0, 1.0, high_open=True)
         self.register_buffer("acc_sum", torch.zeros(self.bins, dtype=torch.float32))
 
     @classmethod
     def from_settings(cls, settings, kind):
         options = settings.options("SOFT", DEFAULTS)
-        try:
-            return cls(kind, options["BINS"], options["MOMENTUM"])
-        except ValueError as error:
-            raise ValueError(f"{settings.key('SOFT_OPTIONS')}: {error}") from None
+        return built_from_options(settings, "SOFT", lambda: cls(kind, options["BINS"], options["MOMENTUM"]))
 
     def bin_of(self, gradient_norms):
         """Bin index of each gradient norm in [0, 1] (1 falls into the last bin)."""

@@ -21,7 +21,7 @@ parts (balanced FPN, balanced L1 loss, instance-balanced positive sampling) are 
 """
 import torch
 
-from .base import HARD_STRATEGIES
+from .base import HARD_STRATEGIES, built_from_options, check_range
 from .biased import BudgetedSampling, random_subset, sampler_budget, topped_up
 
 DEFAULTS = {"NUM_BINS": 3, "FLOOR_THRESH": -1.0, "FLOOR_FRACTION": 0.0}
@@ -39,20 +39,17 @@ class IoUBalancedNegativeSampling(BudgetedSampling):
         super().__init__(batch_size_per_image, positive_fraction)
         if int(num_bins) < 1:
             raise ValueError(f"iou_balanced: NUM_BINS must be >= 1, got {num_bins}")
-        if not 0.0 <= float(floor_fraction) <= 1.0:
-            raise ValueError(f"iou_balanced: FLOOR_FRACTION must be in [0, 1], got {floor_fraction}")
         self.num_bins = int(num_bins)
         self.floor_thresh = float(floor_thresh)
-        self.floor_fraction = float(floor_fraction)
+        self.floor_fraction = check_range("iou_balanced", "FLOOR_FRACTION", floor_fraction, 0.0, 1.0)
 
     @classmethod
     def from_settings(cls, settings):
         options = settings.options("HARD", DEFAULTS)
-        try:
-            return cls(*sampler_budget(settings, "iou_balanced"), num_bins=options["NUM_BINS"],
-                       floor_thresh=options["FLOOR_THRESH"], floor_fraction=options["FLOOR_FRACTION"])
-        except ValueError as error:
-            raise ValueError(f"{settings.key('HARD_OPTIONS')}: {error}") from None
+        budget = sampler_budget(settings, "iou_balanced")
+        return built_from_options(settings, "HARD", lambda: cls(
+            *budget, num_bins=options["NUM_BINS"], floor_thresh=options["FLOOR_THRESH"],
+            floor_fraction=options["FLOOR_FRACTION"]))
 
     def image_inputs(self, candidates):
         return candidates.require("ious", "iou_balanced")

@@ -32,7 +32,7 @@ import torch
 from maskrcnn_benchmark.structures.bounding_box import BoxList
 from maskrcnn_benchmark.structures.boxlist_ops import boxlist_iou
 
-from .base import HARD_STRATEGIES, SOFT_STRATEGIES, SOFTMAX, TrainedSamples
+from .base import HARD_STRATEGIES, SOFT_STRATEGIES, SOFTMAX, TrainedSamples, built_from_options, check_range
 from .biased import BudgetedSampling, random_subset, sampler_budget
 from .cross_entropy import CrossEntropy
 
@@ -115,13 +115,13 @@ class IoUHierarchicalReweighting(CrossEntropy):
 
     def __init__(self, kind=SOFTMAX, k=2.0, bias=0.0):
         super().__init__(kind)
-        self.k = float(k)
-        self.bias = float(bias)
+        self.k = check_range("isr_p", "K", k, 0.0, float("inf"))
+        self.bias = check_range("isr_p", "BIAS", bias, 0.0, 1.0)
 
     @classmethod
     def from_settings(cls, settings, kind):
         options = settings.options("SOFT", ISR_P_DEFAULTS)
-        return cls(kind, options["K"], options["BIAS"])
+        return built_from_options(settings, "SOFT", lambda: cls(kind, options["K"], options["BIAS"]))
 
     def positive_weights(self, labels, context):
         """IoU-HLR weight of each positive (``labels > 0``), before the loss-preserving rescale."""
@@ -159,16 +159,18 @@ class ScoreHierarchicalSampling(BudgetedSampling):
     def __init__(self, batch_size_per_image, positive_fraction, k=0.5, bias=0.0, score_thresh=0.05,
                  iou_thresh=0.5):
         super().__init__(batch_size_per_image, positive_fraction)
-        self.k = float(k)
-        self.bias = float(bias)
-        self.score_thresh = float(score_thresh)
-        self.iou_thresh = float(iou_thresh)
+        self.k = check_range("isr_n", "K", k, 0.0, float("inf"))
+        self.bias = check_range("isr_n", "BIAS", bias, 0.0, 1.0)
+        self.score_thresh = check_range("isr_n", "SCORE_THRESH", score_thresh, 0.0, 1.0)
+        self.iou_thresh = check_range("isr_n", "IOU_THRESH", iou_thresh, 0.0, 1.0)
 
     @classmethod
     def from_settings(cls, settings):
         options = settings.options("HARD", ISR_N_DEFAULTS)
-        return cls(*sampler_budget(settings, "isr_n"), k=options["K"], bias=options["BIAS"],
-                   score_thresh=options["SCORE_THRESH"], iou_thresh=options["IOU_THRESH"])
+        budget = sampler_budget(settings, "isr_n")
+        return built_from_options(settings, "HARD", lambda: cls(
+            *budget, k=options["K"], bias=options["BIAS"], score_thresh=options["SCORE_THRESH"],
+            iou_thresh=options["IOU_THRESH"]))
 
     def image_inputs(self, candidates):
         """Per image: best foreground score and class, that class' predicted box, and the

@@ -12,7 +12,7 @@ mmdetection: the classification loss alone) or "total" (as the OHEM paper: class
 box regression; the two differ only for positives). Not included: the OHEM paper's NMS (IoU 0.7)
 among the RoIs before ranking, which mmdetection does not do either.
 """
-from .base import HARD_STRATEGIES
+from .base import HARD_STRATEGIES, built_from_options
 from .biased import BudgetedSampling, sampler_budget
 
 RANKINGS = {"classification": "classification_losses", "total": "losses"}
@@ -34,10 +34,8 @@ class OnlineHardExampleMining(BudgetedSampling):
     @classmethod
     def from_settings(cls, settings):
         options = settings.options("HARD", {"LOSS": "classification"})
-        if options["LOSS"] not in RANKINGS:
-            raise ValueError(f"{settings.key('HARD_OPTIONS')}.LOSS: {options['LOSS']!r} is not one of "
-                             f"{tuple(RANKINGS)}")
-        return cls(*sampler_budget(settings, "ohem"), loss=options["LOSS"])
+        budget = sampler_budget(settings, "ohem")
+        return built_from_options(settings, "HARD", lambda: cls(*budget, loss=options["LOSS"]))
 
     def image_inputs(self, candidates):
         return candidates.require(RANKINGS[self.loss], "ohem")()
