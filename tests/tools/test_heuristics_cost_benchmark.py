@@ -26,7 +26,7 @@ STRATEGIES = {  # (stage, hard, soft) each method's config gives
     "OHEM": ("ROI", "ohem", "ce"),
     "IoU-balanced sampling": ("ROI", "iou_balanced", "ce"),
     "ISR (ISR-N + ISR-P)": ("ROI", "isr_n", "isr_p"),
-    "ISR, every negative ranked": ("ROI", "isr_n", "isr_p"),
+    "ISR, no negative ranked": ("ROI", "isr_n", "isr_p"),
     "Sampling-Free": (None, "all", "ce"),
     "focal loss (baseline)": ("ONE_STAGE", "all", "focal"),
     "GHM-C": ("ONE_STAGE", "all", "ghm_c"),
@@ -44,8 +44,8 @@ def test_each_method_is_built_from_its_yaml_with_the_shared_settings(name):
         assert (built.hard, built.soft) == (hard, soft), label
         if name == "faster_rcnn":
             assert cfg.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE == 16 and cfg.MODEL.RPN.NMS_THRESH == 1.0
-        if label == "ISR, every negative ranked":
-            assert dict(built.hard_options)["SCORE_THRESH"] == 0.0
+        if label == "ISR, no negative ranked":
+            assert dict(built.hard_options)["SCORE_THRESH"] == 1.0
 
 
 @pytest.mark.slow
