@@ -35,6 +35,10 @@ class SamplingFreeHead(nn.Module):
     "softmax" (``num_classes`` foreground classes plus background at index 0).
     """
 
+    # How many losses the head's ``scaled_losses`` receives (classification, localisation, others);
+    # the 2021 release's uncertainty weighting learns one sigma per loss.
+    num_loss_terms = 2
+
     def __init__(self, name, settings, classifier_kind, num_classes):
         super().__init__()
         if classifier_kind not in CLASSIFIER_KINDS:
@@ -46,7 +50,7 @@ class SamplingFreeHead(nn.Module):
         self.sampling_free_settings = settings
         self.classifier_kind = classifier_kind
         self.num_foreground_classes = int(num_classes)
-        self.loss_scaler = GuidedLossScaler.from_settings(name, settings)
+        self.loss_scaler = GuidedLossScaler.from_settings(name, settings, num_loss_terms=type(self).num_loss_terms)
         self.hard_strategy = build_hard_strategy(settings)
         self.soft_strategy = build_soft_strategy(settings, classifier_kind)
 
@@ -69,11 +73,13 @@ class SamplingFreeHead(nn.Module):
 
     def scaled_losses(self, cls_key, loss_cls, loc_key, loss_loc, **other_losses):
         """The head's loss dict: the classification loss through the guided loss scaler (guided by
-        the localisation loss), the localisation loss, ``other_losses`` untouched, then the
-        scaler's extras (``loss_<name>_log_delta`` and the ``sf_<name>_*`` diagnostics)."""
-        scaled_cls, extras = self.loss_scaler(loss_cls, loss_loc)
+        the localisation loss), the localisation loss, ``other_losses`` untouched (but for the
+        2021 release's uncertainty weights, which weigh all of them), then the scaler's extras
+        (``loss_<name>_log_delta`` and the ``sf_<name>_*`` diagnostics)."""
+        scaled_cls, extras = self.loss_scaler(loss_cls, loss_loc, tuple(other_losses.values()))
         losses = {cls_key: scaled_cls, loc_key: loss_loc}
         losses.update(other_losses)
+        losses = self.loss_scaler.reweight(losses)
         losses.update(extras)
         return losses
 

@@ -67,15 +67,15 @@ def rows_of_candidates(box_idx, values):
 
 
 class PAALossComputation:
-    """``cls_loss_func``: the head's soft strategy (its ``per_sample`` also scores the candidates);
-    ``num_classes``: the classifier's columns; ``split(scores, valid) -> positives`` and
+    """``cls_loss_func``: the head's soft strategy; ``candidate_loss`` (the same, by default) scores
+    the candidates through its ``per_sample``; ``num_classes``: the classifier's columns; ``split(scores, valid) -> positives`` and
     ``box_loss(pred, target, kind)`` can be replaced."""
 
     def __init__(self, cls_loss_func, box_coder, num_classes, iou_threshold=0.1, topk=9, reg_loss_type="giou",
                  reg_loss_weight=1.3, iou_loss_weight=0.5, hard_strategy=None, split=split_by_mixture,
                  box_loss=box_overlap_loss):
         check_box_loss_kind(reg_loss_type, "MODEL.PAA.REG_LOSS_TYPE")
-        self.cls_loss_func = cls_loss_func
+        self.cls_loss_func = self.candidate_loss = cls_loss_func
         self.num_classes = num_classes
         self.hard_strategy = hard_strategy or AllSamples()
         self.box_coder = box_coder
@@ -87,7 +87,7 @@ class PAALossComputation:
         """The loss each anchor would get as the positive of ``gt_boxes`` / ``gt_labels`` (aligned
         rows): classification + box loss, lower is better."""
         pred_boxes = self.box_coder.decode(regression.float(), anchors)
-        cls = self.cls_loss_func.per_sample(logits.float(), gt_labels)
+        cls = self.candidate_loss.per_sample(logits.float(), gt_labels)
         return cls + self.box_loss(pred_boxes, gt_boxes, self.reg_loss_type)
 
     @torch.no_grad()
