@@ -89,6 +89,20 @@ class SamplingFreeHead(nn.Module):
         size = 2 if self.classifier_kind == SIGMOID else self.num_foreground_classes + 1
         return torch.zeros(size, dtype=torch.float64)
 
+    def counting_levels(self, image_size):
+        """``[(name, size), ...]``: how many of ``labels_for_counting``'s samples each pyramid level
+        holds, in their order; None where the samples are not laid out by level (the RoI head's
+        proposals). Used by the per-level imbalance report."""
+        return None
+
+    def _counts_of(self, labels):
+        valid = labels[labels >= 0]
+        if self.classifier_kind == SIGMOID:
+            return torch.tensor([valid.numel() * self.num_foreground_classes, int((valid > 0).sum())],
+                                dtype=torch.float64)
+        size = self.num_foreground_classes + 1
+        return torch.bincount(valid, minlength=size)[:size].to(torch.float64)
+
     @torch.no_grad()
     def count_samples(self, targets, image_sizes):
         """Counts over the images of ``image_sizes`` ((height, width)) with ground truth ``targets``.
@@ -98,15 +112,23 @@ class SamplingFreeHead(nn.Module):
         """
         counts = self.empty_counts()
         for target, image_size in zip(targets, image_sizes):
-            labels = self.labels_for_counting(target, image_size).flatten().cpu()
-            valid = labels[labels >= 0]
-            if self.classifier_kind == SIGMOID:
-                counts += torch.tensor(
-                    [valid.numel() * self.num_foreground_classes, int((valid > 0).sum())], dtype=torch.float64
-                )
-            else:
-                counts += torch.bincount(valid, minlength=counts.numel())[: counts.numel()].to(torch.float64)
+            counts += self._counts_of(self.labels_for_counting(target, image_size).flatten().cpu())
         return counts
+
+    @torch.no_grad()
+    def count_samples_by_level(self, targets, image_sizes):
+        """``(level names, counts [levels, ...])``: ``count_samples``' counts per pyramid level
+        (``counting_levels``), or one level "all" for a head without levels."""
+        names, counts = None, None
+        for target, image_size in zip(targets, image_sizes):
+            labels = self.labels_for_counting(target, image_size).flatten().cpu()
+            levels = self.counting_levels(image_size) or [("all", labels.numel())]
+            if names is None:
+                names, counts = [name for name, _ in levels], torch.zeros(len(levels), self.empty_counts().numel(),
+                                                                           dtype=torch.float64)
+            for row, part in enumerate(labels.split([size for _, size in levels])):
+                counts[row] += self._counts_of(part)
+        return names, counts
 
     @torch.no_grad()
     def set_bias_from_counts(self, counts):
