@@ -79,8 +79,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     cfg = load_config(args.config_file, ["MODEL.DEVICE", "cpu"] + list(args.opts))
-    torch.set_grad_enabled(False)
-    rows, counted = report(cfg, args.images)
+    with torch.no_grad():  # not set_grad_enabled: main() is also called in-process (tests)
+        rows, counted = report(cfg, args.images)
     title = f"{os.path.basename(args.config_file)} on {', '.join(cfg.DATASETS.TRAIN)} ({counted} images)"
     table = markdown_table(rows)
     os.makedirs(args.output_dir, exist_ok=True)
