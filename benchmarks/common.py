@@ -33,6 +33,12 @@ CONFIG_FILES = {
     "retinanet": "configs/retinanet/retinanet_R-50-FPN_1x.yaml",
     # Paper Table III: the same Faster R-CNN without the biased samplers, optimal bias, guided.
     "faster_rcnn_sampling_free": "configs/e2e_faster_rcnn_R_50_FPN_1x_sampling_free.yaml",
+    # Paper Table VIII: the heuristic sample strategies (heuristics_cost.py).
+    "faster_rcnn_ohem": "configs/e2e_faster_rcnn_R_50_FPN_1x_ohem.yaml",
+    "faster_rcnn_iou_balanced": "configs/e2e_faster_rcnn_R_50_FPN_1x_iou_balanced.yaml",
+    "faster_rcnn_isr": "configs/e2e_faster_rcnn_R_50_FPN_1x_isr.yaml",
+    "retinanet_ghm": "configs/retinanet/retinanet_R-50-FPN_1x_ghm.yaml",
+    "retinanet_sampling_free": "configs/retinanet/retinanet_R-50-FPN_1x_sampling_free.yaml",
 }
 # Our FREEZE_CONV_BODY_AT 2 (stem + res2 frozen) is torchvision's trainable_layers 3 (layer2-4).
 FREEZE_CONV_BODY_AT = 2
@@ -134,16 +140,19 @@ def settings_from_args(args):
 # ---------------------------------------------------------------------------------------------
 # Model builders
 # ---------------------------------------------------------------------------------------------
-def our_config(name, settings, sampling_free=False):
+def our_config(name, settings, sampling_free=False, variant=None, options=()):
     """Our config for ``name``: the repository's COCO yaml plus the shared fairness settings.
 
     ``sampling_free`` reads the detector's Sampling-Free yaml instead (no biased sampler in the
     RPN or RoI head, optimal bias init, guided loss scaling in both stages). The optimal bias
     only sets initial values; its one-off counting over the data is not part of a step and is
-    not run."""
+    not run. ``variant`` reads the ``<name>_<variant>`` yaml (e.g. "ohem"); ``options`` (KEY value
+    pairs) are merged last."""
     from maskrcnn_benchmark.config import cfg as default_cfg
 
-    key = name + "_sampling_free" if sampling_free else name
+    if variant is None and sampling_free:
+        variant = "sampling_free"
+    key = name if variant is None else f"{name}_{variant}"
     if key not in settings.config_files:
         raise ValueError(f"no config file for {key!r}; known: {sorted(settings.config_files)}")
     path = settings.config_files[key]
@@ -174,14 +183,15 @@ def our_config(name, settings, sampling_free=False):
     if name == "mask_rcnn":
         # torchvision pastes masks into the image in eval mode; ours does so with this switch.
         cfg.MODEL.ROI_MASK_HEAD.POSTPROCESS_MASKS = True
+    cfg.merge_from_list(list(options))
     cfg.freeze()
     return cfg
 
 
-def build_ours(name, settings, sampling_free=False):
+def build_ours(name, settings, sampling_free=False, variant=None, options=()):
     from maskrcnn_benchmark.modeling.detector import build_detection_model
 
-    cfg = our_config(name, settings, sampling_free)
+    cfg = our_config(name, settings, sampling_free, variant, options)
     torch.manual_seed(settings.seed)
     model = build_detection_model(cfg).to(settings.device)
     return model, cfg

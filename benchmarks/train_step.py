@@ -64,8 +64,8 @@ class TrainStep:
         return float(optimised_loss(self.trainer.last_loss_dict))
 
 
-def our_train_step(name, settings, batch, sampling_free=False):
-    model, cfg = common.build_ours(name, settings, sampling_free=sampling_free)
+def our_train_step(name, settings, batch, sampling_free=False, variant=None, options=()):
+    model, cfg = common.build_ours(name, settings, sampling_free=sampling_free, variant=variant, options=options)
     images = [image.to(settings.device) for image in batch.images]
     targets = common.our_targets(batch, name, settings.device)
 

@@ -11,6 +11,16 @@ def pytest_configure(config):
     config.addinivalue_line("filterwarnings", "ignore:__array__ implementation:DeprecationWarning")
 
 
+@pytest.fixture(autouse=True)
+def grad_mode_is_left_as_found():
+    """A test (or an in-process tool main) that switches autograd off globally breaks every later
+    test that trains; restore the mode and fail the test that leaked it."""
+    yield
+    if not torch.is_grad_enabled():
+        torch.set_grad_enabled(True)
+        pytest.fail("the test left autograd disabled (torch.set_grad_enabled(False) without restoring)")
+
+
 @pytest.fixture
 def one_thread():
     """Torch on one thread for the test, as the measured timings and numbers in docstrings were."""

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from torchvision.ops import sigmoid_focal_loss
+from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
 from maskrcnn_benchmark.config import cfg as default_cfg
 from maskrcnn_benchmark.modeling.rpn.atss import build_atss
@@ -142,14 +142,25 @@ def test_atss_count_samples_by_hand_and_bias():
     assert torch.allclose(module.head.cls_logits.bias, torch.full((3,), expected_bias))
 
 
-def test_paa_count_samples_uses_the_iou_candidates():
-    module = build("PAA", single_level_cfg("PAA"))
-    # Box [12,12,38,38]: the 9 anchors around it have IoU 0.592 / 0.319 / 0.186 >= 0.1; the next
-    # ring is at most 0.059. The mixture is not involved in the count.
+def test_paa_count_samples_is_the_assignment_of_the_initial_constant_predictions():
+    cfg = single_level_cfg("PAA")
+    cfg.MODEL.BOX_CONVENTION = "continuous"  # the values below are for exact, symmetric anchors
+    module = build("PAA", cfg)
+    # Box [12,12,38,38]: 9 anchors reach IoU 0.1. With every logit equal and zero regressions each
+    # prediction is its anchor and the candidates' scores differ only by 1 - GIoU(anchor, box):
+    # 0.408 (centre), 0.730 (4 edges), 0.981 (4 corners). The mixture (means 0.69 / 0.88, variances
+    # 0.039 / 0.015 after EM) puts the edges with the corners: the centre alone is positive, where
+    # counting the candidates would give 9.
     target = BoxList(torch.tensor([[12.0, 12.0, 38.0, 38.0]]), (50, 50))
     target.add_field("labels", torch.tensor([3]))
+    anchors = module.positions_for_image_size((50, 50))[0]
+    ring = [6, 7, 8, 11, 12, 13, 16, 17, 18]
+    giou_loss = generalized_box_iou_loss(anchors[ring], target.bbox.expand(9, 4), reduction="none")
+    assert giou_loss.tolist() == pytest.approx([0.981, 0.730, 0.981, 0.730, 0.408, 0.730, 0.981, 0.730, 0.981], abs=1e-3)
     counts = module.count_samples([target], [(50, 50)])
-    assert counts.tolist() == [75.0, 9.0]
+    assert counts.tolist() == [75.0, 1.0]
+    labels = module.labels_for_counting(target, (50, 50))
+    assert (labels > 0).nonzero().flatten().tolist() == [12]
 
 
 def test_count_samples_follows_padding_and_strides():

@@ -58,6 +58,8 @@ def expected_layout(conv_body):
         return [32], [16 * 8]
     if conv_body.endswith("-FPN-RETINANET"):
         return [8, 16, 32, 64, 128], [FPN_OUT] * 5
+    if conv_body.endswith("-FPN-RETINANET-VOC"):  # the authors' VOC RetinaNet: P4-P7
+        return [16, 32, 64, 128], [FPN_OUT] * 4
     assert conv_body.endswith("-FPN")
     return [4, 8, 16, 32, 64], [FPN_OUT] * 5
 

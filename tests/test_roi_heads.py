@@ -240,7 +240,7 @@ def test_paste_mask_covers_its_box():
 
 
 # ---------------------------------------------------------------- Sampling-Free hooks
-def test_roi_count_samples_uses_anchor_proxy_and_sets_softmax_bias(monkeypatch):
+def test_roi_count_samples_uses_the_initial_proposals_and_sets_softmax_bias(monkeypatch):
     cfg = shapes_cfg(
         monkeypatch,
         "MODEL.RPN.USE_FPN", False, "MODEL.RPN.ANCHOR_STRIDE", (16,), "MODEL.RPN.ANCHOR_SIZES", (32,),
@@ -248,14 +248,16 @@ def test_roi_count_samples_uses_anchor_proxy_and_sets_softmax_bias(monkeypatch):
     )
     head = build_roi_box_head(cfg, 16)
     assert head.sampling_free_name == "roi" and head.sampling_free_settings.stage == "ROI"
-    # 36 visible anchors (see test_rpn); at IoU >= 0.5 only the one equal to the box is
-    # foreground, plus the ground-truth box itself: 35 background, 2 of class 3.
+    # An untrained RPN proposes its anchors (constant scores, no regression): all 64 of the 8x8
+    # grid survive its NMS (neighbours overlap at IoU 1/3 < 0.7), clipped to the image. At IoU >= 0.5
+    # only the one equal to the box is foreground, plus the ground-truth box appended: 63
+    # background, 2 of class 3.
     target = boxlist([[8, 8, 40, 40]], (128, 128), [3])
     counts = head.count_samples([target], [(128, 128)])
     assert counts.dtype == torch.float64
-    assert counts.tolist() == [35.0, 0.0, 0.0, 2.0, 0.0]
+    assert counts.tolist() == [63.0, 0.0, 0.0, 2.0, 0.0]
     info = head.set_bias_from_counts(counts)
     probabilities = torch.softmax(head.predictor.cls_score.bias.double(), dim=0)
-    expected = torch.tensor([35.0, 0.5, 0.5, 2.0, 0.5], dtype=torch.float64)  # unseen classes: half a count
+    expected = torch.tensor([63.0, 0.5, 0.5, 2.0, 0.5], dtype=torch.float64)  # unseen classes: half a count
     assert torch.allclose(probabilities, expected / expected.sum(), atol=1e-6)
-    assert info["pi"][0] == pytest.approx(35 / 38.5, rel=1e-6)
+    assert info["pi"][0] == pytest.approx(63 / 66.5, rel=1e-6)

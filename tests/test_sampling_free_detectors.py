@@ -116,6 +116,9 @@ class Recorder:
         self.calls.append([a.detach().clone() if torch.is_tensor(a) else a for a in args])
         return self.function(*args, **kwargs)
 
+    def __getattr__(self, name):  # the wrapped strategy's attributes (e.g. normalises_itself)
+        return getattr(self.function, name)
+
 
 def record_one_stage_cls_loss(model):
     evaluator = model.rpn.loss_evaluator
@@ -147,7 +150,7 @@ def test_cls_loss_switch_changes_only_the_classification_loss(detector, shapes_t
             assert_same(ce_losses[key], focal_losses[key])
     assert not torch.isclose(ce_losses[spec.cls_key], focal_losses[spec.cls_key])
 
-    (focal_logits, labels), (ce_logits, ce_labels) = focal_inputs.calls[0], ce_inputs.calls[0]
+    (focal_logits, labels), (ce_logits, ce_labels) = focal_inputs.calls[0][:2], ce_inputs.calls[0][:2]
     assert_same(ce_logits, focal_logits)
     assert_same(ce_labels, labels)
     labels = labels.long()
@@ -419,7 +422,9 @@ def test_fixed_loss_scale_multiplies_only_the_classification_loss(detector, shap
 # ---- Mask R-CNN: the mask loss is untouched ----------------------------------------------------
 
 def test_mask_loss_is_untouched_by_sampling_free(shapes_train):
-    baseline = build(load_cfg("roi", config="mask_rcnn_R_18_FPN_shapes.yaml"))
+    # The baseline with the Sampling-Free config's proposal budget, so both heads see the same RoIs.
+    same_proposals = ["MODEL.RPN.FPN_POST_NMS_PER_BATCH", "False", "MODEL.RPN.FPN_POST_NMS_TOP_N_TRAIN", "125"]
+    baseline = build(load_cfg("roi", options=same_proposals, config="mask_rcnn_R_18_FPN_shapes.yaml"))
     sampling_free = build(load_cfg("roi", config="mask_rcnn_R_18_FPN_shapes_sampling_free.yaml"),
                           weights_from=None)
     incompatible = sampling_free.load_state_dict(baseline.state_dict(), strict=False)

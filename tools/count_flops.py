@@ -25,6 +25,7 @@ from maskrcnn_benchmark.modeling.detector import build_detection_model  # noqa: 
 from maskrcnn_benchmark.structures.bounding_box import BoxList  # noqa: E402
 from maskrcnn_benchmark.structures.image_list import to_image_list  # noqa: E402
 from maskrcnn_benchmark.structures.segmentation_mask import SegmentationMask  # noqa: E402
+from maskrcnn_benchmark.utils.device import resolve_device  # noqa: E402
 
 SYNTHETIC_BOXES = 3
 
@@ -55,7 +56,7 @@ def count(cfg, height, width, mode="inference", batch=1, seed=0):
         raise ValueError(f"mode must be 'inference' or 'train', got {mode!r}")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    device = torch.device(cfg.MODEL.DEVICE)
+    device = resolve_device(cfg.MODEL.DEVICE)
     model = build_detection_model(cfg).to(device)
     images = to_image_list([torch.rand(3, height, width, generator=generator) * 255 for _ in range(batch)],
                            cfg.DATALOADER.SIZE_DIVISIBILITY).to(device)

@@ -335,7 +335,8 @@ _C.CUSTOM_IMPORTS = ()
 _C.MODEL.SAMPLING_FREE = CN()
 # Training images visited to count N and N^f for the optimal bias (no network forward is needed)
 _C.MODEL.SAMPLING_FREE.SAMPLE_IMAGES = 500
-# Iterations over which the "ratio_frozen" variant averages L_loc / L_cls before freezing it
+# Warm-up of the frozen-ratio variants: "ratio_warmup_mean" averages L_loc / L_cls over these
+# iterations, "release_2021" freezes the ratio of the last of them (averaged over processes)
 _C.MODEL.SAMPLING_FREE.RATIO_WARMUP_ITERS = 100
 
 
@@ -356,7 +357,9 @@ def _sampling_free_stage(**legacy_keys):
     # "default" (the head's usual init; PRIOR_PROB for one-stage heads) or "optimal" (pi measured
     # from data, eq. 19)
     stage.BIAS_INIT = "default"
-    # "none" (cls loss x LOSS_SCALE), "guided" (eq. 23), "ratio" (g only), "ratio_frozen"
+    # "none" (cls loss x LOSS_SCALE), "guided" (eq. 23), "ratio" (g only, eq. 22),
+    # "ratio_warmup_mean", "release_2020", "release_2021" (the authors' releases; see
+    # modeling/sampling_free/guided_loss.py); "ratio_frozen" is a deprecated "ratio_warmup_mean"
     stage.GUIDED = "none"
     # The fixed scale s of Table I, used when GUIDED is "none"
     stage.LOSS_SCALE = 1.0

@@ -33,6 +33,8 @@ def layout_of(name):
         return [32], [128]
     if name.endswith("-FPN-RETINANET"):
         return [8, 16, 32, 64, 128], [24] * 5
+    if name.endswith("-FPN-RETINANET-VOC"):  # P4-P7
+        return [16, 32, 64, 128], [24] * 4
     return [4, 8, 16, 32, 64], [24] * 5
 
 

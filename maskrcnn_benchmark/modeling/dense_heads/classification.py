@@ -2,11 +2,13 @@
 
 The hard strategy (``MODEL.SAMPLING_FREE.ONE_STAGE.HARD``, "all" by default: every sample not
 ignored) picks the trained samples and the two divisors; the soft strategy (``SOFT`` / ``CLS_LOSS``:
-"focal" or "ce") sums their classification loss; the divisors are averaged across processes.
+"focal" or "ce", or e.g. "ghm_c") sums their classification loss; the divisors are averaged across
+processes. A soft strategy that normalises its loss itself (GHM-C, a mean over its valid entries)
+is not divided by the classification divisor.
 """
 import torch
 
-from maskrcnn_benchmark.modeling.sample_strategy import Candidates
+from maskrcnn_benchmark.modeling.sample_strategy import Candidates, normalised_classification_loss
 
 from .normalizer import cross_process_normalizer
 
@@ -20,7 +22,9 @@ def dense_classification_loss(hard_strategy, soft_strategy, logits, labels, ious
     # Samples left out are marked ignored (-1) rather than cut out: the soft strategies skip -1,
     # and the N x R x C logits are not copied.
     labels = torch.where(torch.cat(selection.masks), labels.reshape(-1), torch.full_like(labels.reshape(-1), -1))
-    loss_cls = soft_strategy(logits.reshape(-1, logits.shape[-1]), labels) / cross_process_normalizer(
-        selection.cls_normalizer
+    weights = None if selection.weights is None else torch.cat(selection.weights)
+    loss_cls = normalised_classification_loss(
+        soft_strategy, logits.reshape(-1, logits.shape[-1]), labels,
+        lambda: cross_process_normalizer(selection.cls_normalizer), weights=weights,
     )
     return loss_cls, cross_process_normalizer(selection.loc_normalizer)

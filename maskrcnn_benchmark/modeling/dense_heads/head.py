@@ -103,3 +103,7 @@ class DenseHead(SamplingFreeHead):
     def labels_for_counting(self, target, image_size):
         positions = self.positions_for_image_size(image_size)
         return self.assign(positions, target.to(self._device()))[0]
+
+    def counting_levels(self, image_size):
+        positions = self.positions_for_image_size(image_size)
+        return [(f"stride {stride}", len(level)) for stride, level in zip(self.position_generator.strides, positions)]

@@ -1,7 +1,20 @@
-"""Turn RPN outputs into object proposals: top-k per level, decode, clip, NMS, top-k overall."""
+"""Turn RPN outputs into object proposals: top-k per level, decode, clip, NMS, top-k overall.
+
+How many proposals an image gets in training: per level at most ``POST_NMS_TOP_N_TRAIN`` survive
+NMS; over the levels, ``FPN_POST_NMS_TOP_N_TRAIN`` are kept PER IMAGE when
+``FPN_POST_NMS_PER_BATCH`` is False, but per BATCH OF ONE PROCESS when it is True
+(maskrcnn-benchmark's default): there an image gets ``FPN_POST_NMS_TOP_N_TRAIN / (images per
+process)`` on average, so the count changes with the number of GPUs. The paper trained 16 images
+on 8 GPUs with 2000 per process, i.e. 1000 proposals per image; its Sampling-Free configs, which
+train every proposal, keep that per-image count at any GPU count (per image, 1000).
+
+``InitialProposals`` gives the proposals an untrained RPN makes, without a network forward: what
+the RoI head counts its samples on for the optimal bias.
+"""
 import torch
 
 from maskrcnn_benchmark.modeling.box_coder import BoxCoder
+from maskrcnn_benchmark.modeling.rpn.anchor_generator import image_grid_sizes, make_anchor_generator
 from maskrcnn_benchmark.modeling.rpn.utils import permute_and_flatten
 from maskrcnn_benchmark.structures.bounding_box import BoxList
 from maskrcnn_benchmark.structures.box_convention import (
@@ -123,6 +136,66 @@ class RPNPostProcessor(torch.nn.Module):
             top_n = min(self.fpn_post_nms_top_n, len(boxlist))
             kept.append(boxlist[objectness.topk(top_n, dim=0, sorted=True)[1]])
         return kept
+
+
+def proposals_per_image_in_training(rpn_config, images_per_process):
+    """The ``fpn_post_nms_top_n`` one image gets in training, with ``images_per_process`` images in
+    each process's batch (see the module docstring)."""
+    top_n = rpn_config.FPN_POST_NMS_TOP_N_TRAIN
+    if rpn_config.FPN_POST_NMS_PER_BATCH:
+        top_n = max(top_n // max(int(images_per_process), 1), 1)
+    return top_n
+
+
+class InitialProposals(torch.nn.Module):
+    """The training proposals an untrained RPN makes for one image, without a network forward.
+
+    At initialisation the objectness conv gives (nearly) the same score everywhere and the
+    regression nearly zero: every proposal is its anchor and the proposals kept are a random
+    subset of the anchors. This runs the RPN's own training post-processor (``post_processor``:
+    pre-NMS top-N per level, clipping, minimum size, NMS, post-NMS top-N, the top-N over levels,
+    the ground truth appended) on every anchor with one constant score plus a seeded random
+    tie-break far below any real score difference, and zero regressions. ``anchor_generator`` and
+    ``size_divisibility``: the RPN's anchors as the batched image sees them. Deterministic: the same
+    image size and boxes give the same proposals.
+    """
+
+    def __init__(self, anchor_generator, post_processor, size_divisibility=0, seed=0):
+        super().__init__()
+        self.anchor_generator = anchor_generator
+        self.post_processor = post_processor
+        self.size_divisibility = size_divisibility
+        self.seed = seed
+
+    @torch.no_grad()
+    def forward(self, target, image_size):
+        """BoxList of the proposals (ground truth last) for an image of ``image_size`` (h, w)."""
+        grid = image_grid_sizes(image_size, self.size_divisibility, self.anchor_generator.strides)
+        (anchors,) = self.anchor_generator.anchors_for_grid(grid, [tuple(image_size)])
+        generator = torch.Generator().manual_seed(self.seed)
+        per_anchor = self.anchor_generator.num_anchors_per_location()
+        objectness, regression = [], []
+        for (height, width), num in zip(grid, per_anchor):
+            tie_break = torch.rand(1, num, height, width, generator=generator) * 1e-3
+            objectness.append(tie_break.to(anchors[0].bbox.device))
+            regression.append(anchors[0].bbox.new_zeros(1, 4 * num, height, width))
+        was_training = self.post_processor.training
+        self.post_processor.train()
+        try:
+            (proposals,) = self.post_processor([anchors], objectness, regression, [target])
+        finally:
+            self.post_processor.train(was_training)
+        return proposals
+
+
+def make_initial_proposals(config, images_per_process):
+    """``InitialProposals`` of ``config``'s RPN, keeping the per-image count training has with
+    ``images_per_process`` images in each process's batch."""
+    box_coder = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0), convention=box_convention_from_config(config))
+    post_processor = make_rpn_postprocessor(config, box_coder, is_train=True)
+    post_processor.fpn_post_nms_top_n = proposals_per_image_in_training(config.MODEL.RPN, images_per_process)
+    post_processor.fpn_post_nms_per_batch = False
+    return InitialProposals(make_anchor_generator(config), post_processor, config.DATALOADER.SIZE_DIVISIBILITY)
 
 
 def make_rpn_postprocessor(config, rpn_box_coder, is_train):

@@ -11,6 +11,7 @@ from maskrcnn_benchmark.modeling.sample_strategy import (
     as_hard_strategy,
     build_hard_strategy,
     build_soft_strategy,
+    normalised_classification_loss,
 )
 from maskrcnn_benchmark.modeling.sampling_free.settings import stage_settings
 from maskrcnn_benchmark.structures.bounding_box import BoxList
@@ -119,7 +120,10 @@ class RPNLossComputation(object):
         trained = torch.cat(selection.masks, dim=0)
         labels = torch.cat(labels, dim=0)
         positive = trained & (labels > 0)
-        cls_loss = self.soft_strategy(objectness[trained], labels[trained]) / selection.cls_normalizer
+        weights = None if selection.weights is None else torch.cat(selection.weights)[trained]
+        cls_loss = normalised_classification_loss(
+            self.soft_strategy, objectness[trained], labels[trained], lambda: selection.cls_normalizer, weights=weights
+        )
         box_loss = smooth_l1_loss(
             box_regression[positive],
             torch.cat(regression_targets, dim=0)[positive],

@@ -10,6 +10,7 @@ from maskrcnn_benchmark.modeling.box_coder import BoxCoder
 from maskrcnn_benchmark.modeling.dense_heads.build import build_dense_head
 from maskrcnn_benchmark.modeling.rpn.anchor_generator import (
     anchors_for_image_sizes,
+    image_grid_sizes,
     make_anchor_generator,
 )
 from maskrcnn_benchmark.modeling.rpn.inference import make_rpn_postprocessor
@@ -178,6 +179,12 @@ class RPNModule(SamplingFreeHead):
         (anchors,) = anchors_for_image_sizes(self.anchor_generator, [image_size], self.size_divisibility)
         (labels,), _ = self.loss_evaluator.prepare_targets([anchors], [target.to(anchors.bbox.device)])
         return labels.to(torch.int64)
+
+    def counting_levels(self, image_size):
+        grid = image_grid_sizes(image_size, self.size_divisibility, self.anchor_generator.strides)
+        per_location = self.anchor_generator.num_anchors_per_location()
+        return [(f"stride {stride}", height * width * num) for stride, (height, width), num
+                in zip(self.anchor_generator.strides, grid, per_location)]
 
     def classification_layer(self):
         """The objectness conv."""

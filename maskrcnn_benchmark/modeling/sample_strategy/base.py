@@ -36,25 +36,58 @@ class Candidates:
     ``ious``: each sample's highest IoU with the image's ground truth (None where the head has no
     IoU, e.g. point heads).
     ``scores`` / ``losses``: callables returning, per image, the classification scores
-    (``samples x classes``) / the per-sample loss, computed by the head without gradient on every
-    candidate. They are evaluated only when a strategy calls them (and once: the head caches them);
-    None where the head cannot provide them.
+    (``samples x classes``) / the per-sample loss (classification + localisation), computed by the
+    head without gradient on every candidate. ``classification_losses``: the same, classification
+    only. ``predicted_boxes``: a callable ``(classes per image) -> per image samples x 4``, each
+    candidate's decoded box prediction for the given class (int64 per sample). They are evaluated
+    only when a strategy calls them (the head runs its forward once for all of them); None where
+    the head cannot provide them (the dense heads and the RPN).
     """
 
     labels: List[torch.Tensor]
     ious: Optional[List[torch.Tensor]] = None
     scores: Optional[Callable[[], List[torch.Tensor]]] = None
     losses: Optional[Callable[[], List[torch.Tensor]]] = None
+    classification_losses: Optional[Callable[[], List[torch.Tensor]]] = None
+    predicted_boxes: Optional[Callable[[List[torch.Tensor]], List[torch.Tensor]]] = None
+
+    def require(self, name, strategy):
+        """``getattr(self, name)``, or an error naming the strategy that needs it."""
+        value = getattr(self, name)
+        if value is None:
+            raise ValueError(f"hard strategy {strategy!r} needs the candidates' {name}, which this head does not "
+                             "give (only the RoI box head scores its candidates)")
+        return value
 
 
 @dataclass
 class Selection:
     """A hard strategy's answer: per image a bool mask of the trained samples, and the two
-    divisors (>= 1) of the summed classification and localisation losses."""
+    divisors (>= 1) of the summed classification and localisation losses.
+
+    ``weights`` (optional): per image, one classification-loss weight per candidate (only the
+    trained ones are used), for strategies that sample and weight at once (ISR-N); None means
+    weight 1 for every sample."""
 
     masks: List[torch.Tensor]
     cls_normalizer: float
     loc_normalizer: float
+    weights: Optional[List[torch.Tensor]] = None
+
+
+@dataclass
+class TrainedSamples:
+    """The ``context`` the RoI box head gives its soft strategy, one entry per trained sample.
+
+    ``ious``: each sample's (proposal's) best IoU with the ground truth. ``ground_truth``: int64,
+    the matched ground-truth box, numbered across the whole batch (-1 for background). And
+    ``predicted_ious()``: the IoU of each sample's decoded box prediction (for its labelled class)
+    with its ground-truth box (0 for background), computed on first call, without gradient.
+    """
+
+    ious: torch.Tensor
+    ground_truth: torch.Tensor
+    predicted_ious: Callable[[], torch.Tensor]
 
 
 class HardStrategy(object):
@@ -84,6 +117,9 @@ class SoftStrategy(nn.Module):
     """
 
     kinds = CLASSIFIER_KINDS
+    # A strategy whose loss is already normalised as its method defines it (GHM-C: a mean over its
+    # valid entries) sets this: the head then does not divide it by the hard strategy's divisor.
+    normalises_itself = False
 
     def __init__(self, kind):
         super().__init__()
@@ -140,6 +176,31 @@ def build_soft_strategy(settings, kind):
         raise ValueError(f"{key}: {settings.soft!r} needs a {'/'.join(strategy.kinds)} classifier; "
                          f"this stage's classifier is {kind}")
     return strategy.from_settings(settings, kind)
+
+
+def built_from_options(settings, which, build):
+    """``build()`` (a strategy made from its ``which`` = "HARD" / "SOFT" options), a ValueError it
+    raises prefixed with the options key, e.g. ``MODEL.SAMPLING_FREE.ROI.HARD_OPTIONS: ...``."""
+    try:
+        return build()
+    except ValueError as error:
+        raise ValueError(f"{settings.key(which + '_OPTIONS')}: {error}") from None
+
+
+def check_range(strategy, name, value, low, high, high_open=False):
+    """``value`` as a float in [low, high] (or [low, high)), else a ValueError naming the option."""
+    value = float(value)
+    if not (low <= value and (value < high if high_open else value <= high)):
+        raise ValueError(f"{strategy}: {name} must be in [{low}, {high}{')' if high_open else ']'}, got {value:g}")
+    return value
+
+
+def normalised_classification_loss(soft_strategy, logits, labels, divisor, weights=None, context=None):
+    """The classification loss a head optimises: the soft strategy's summed loss over ``divisor()``
+    (the hard strategy's divisor, a zero-argument callable, so that a cross-process divisor is only
+    all-reduced when it is used), or, for a strategy that ``normalises_itself``, its own loss."""
+    loss = soft_strategy(logits, labels, weights, context)
+    return loss if soft_strategy.normalises_itself else loss / divisor()
 
 
 def foreground_count(labels):

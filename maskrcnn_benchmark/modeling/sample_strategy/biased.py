@@ -1,4 +1,7 @@
-""""biased": the fg / bg sampler of Faster R-CNN (the heuristic Sampling-Free removes)."""
+""""biased": the fg / bg sampler of Faster R-CNN (the heuristic Sampling-Free removes), and the
+per-image budget it shares with the samplers that choose differently (OHEM, IoU-balanced, ISR-N)."""
+import torch
+
 from maskrcnn_benchmark.modeling.balanced_positive_negative_sampler import BalancedPositiveNegativeSampler
 
 from .base import HARD_STRATEGIES, HardStrategy, Selection
@@ -14,11 +17,26 @@ def sampler_budget(settings, strategy):
     return settings.batch_size_per_image, settings.positive_fraction
 
 
-@HARD_STRATEGIES.register("biased")
-class BiasedSampling(HardStrategy):
-    """Per image, at most ``batch_size_per_image`` samples drawn uniformly at random, at most a
-    ``positive_fraction`` of them foreground and the rest background; both losses are divided by
-    the number drawn."""
+def random_subset(indices, count):
+    """``count`` of ``indices`` drawn uniformly without replacement (all of them if fewer)."""
+    return indices[torch.randperm(indices.numel(), device=indices.device)[:count]]
+
+
+def topped_up(chosen, indices, count):
+    """``chosen`` plus a uniform draw from the other ``indices``, up to ``count`` in all."""
+    if chosen.numel() >= count:
+        return chosen
+    left = indices[~torch.isin(indices, chosen)]
+    return torch.cat([chosen, random_subset(left, count - chosen.numel())])
+
+
+class BudgetedSampling(HardStrategy):
+    """Per image at most ``batch_size_per_image`` samples, at most a ``positive_fraction`` of them
+    foreground and the rest background (no cap on negatives per positive); both losses divided by
+    the number drawn. How the positives and the negatives are chosen is the subclass' rule:
+    ``choose_positives`` / ``choose_negatives`` get the image's candidate indices of that kind, how
+    many to keep and what ``image_inputs`` prepared for the image (e.g. its losses); the default
+    draws uniformly at random. ``choose_negatives`` may also weight what it keeps (ISR-N)."""
 
     def __init__(self, batch_size_per_image, positive_fraction):
         self.sampler = BalancedPositiveNegativeSampler(batch_size_per_image, positive_fraction)
@@ -26,13 +44,49 @@ class BiasedSampling(HardStrategy):
     @classmethod
     def from_settings(cls, settings):
         settings.options("HARD", {})
-        return cls(*sampler_budget(settings, "biased"))
+        return cls(*sampler_budget(settings, cls.__name__))
+
+    def image_inputs(self, candidates):
+        """Per image, what the choices need beyond the labels (None: nothing)."""
+        return [None] * len(candidates.labels)
+
+    def choose_positives(self, indices, count, inputs):
+        return random_subset(indices, count)
+
+    def choose_negatives(self, indices, count, inputs):
+        """(chosen indices, their classification weights or None for 1)."""
+        return random_subset(indices, count), None
 
     def select(self, candidates):
-        positive, negative = self.sampler(candidates.labels)
-        masks = [(pos | neg).bool() for pos, neg in zip(positive, negative)]
+        masks, weights, any_weights = [], [], False
+        for labels, inputs in zip(candidates.labels, self.image_inputs(candidates)):
+            positive = torch.nonzero(labels > 0).squeeze(1)
+            negative = torch.nonzero(labels == 0).squeeze(1)
+            num_pos, num_neg = self.sampler.sample_counts(positive.numel(), negative.numel())
+            chosen_pos = self.choose_positives(positive, num_pos, inputs)
+            chosen_neg, neg_weights = self.choose_negatives(negative, num_neg, inputs)
+            mask = torch.zeros_like(labels, dtype=torch.bool)
+            mask[chosen_pos] = True
+            mask[chosen_neg] = True
+            masks.append(mask)
+            image_weights = torch.ones(labels.shape, device=labels.device)
+            if neg_weights is not None:
+                image_weights[chosen_neg] = neg_weights.to(image_weights.dtype)
+                any_weights = True
+            weights.append(image_weights)
         drawn = max(sum(int(mask.sum()) for mask in masks), 1)
-        return Selection(masks, cls_normalizer=drawn, loc_normalizer=drawn)
+        return Selection(masks, cls_normalizer=drawn, loc_normalizer=drawn, weights=weights if any_weights else None)
+
+
+@HARD_STRATEGIES.register("biased")
+class BiasedSampling(BudgetedSampling):
+    """Faster R-CNN's sampler: positives and negatives both drawn uniformly at random within the
+    budget (maskrcnn-benchmark's ``BalancedPositiveNegativeSampler``, draw for draw)."""
+
+    @classmethod
+    def from_settings(cls, settings):
+        settings.options("HARD", {})
+        return cls(*sampler_budget(settings, "biased"))
 
 
 def as_hard_strategy(sampler):

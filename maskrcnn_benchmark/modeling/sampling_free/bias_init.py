@@ -9,14 +9,23 @@ model whose stage asks for ``BIAS_INIT: optimal`` (see head.py for the counting 
 The counts are cached in ``OUTPUT_DIR/sampling_free_counts.json`` under a key made of everything
 they depend on: the model and input config, the sampled image indices and the sampled targets
 themselves (boxes, labels, image sizes), so an edited annotation file is recounted.
+
+The training transforms are random (a size among MIN_SIZE_TRAIN, horizontal flips): each counted
+image is transformed under generators seeded from SEED and its index, so that two passes (two
+runs, two processes) count the same targets; the generators' states are restored afterwards.
 """
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import random
 
+import numpy as np
 import torch
 import torch.distributed as dist
+
+from maskrcnn_benchmark.utils.checkpoint import capture_rng_state, restore_rng_state
 
 from .head import SamplingFreeHead
 from .priors import prior_to_bias, sigmoid_prior_from_counts, softmax_bias_from_counts  # noqa: F401 (re-exported)
@@ -110,13 +119,34 @@ def _all_reduce_sum(tensors, world_size):
     return reduced
 
 
-def load_targets(dataset, indices, rank=0, world_size=1):
-    """This rank's share of the targets at ``indices`` (as ``(index, target)``) and the fingerprint
-    of all of them (summed over ranks)."""
+@contextlib.contextmanager
+def seeded_generators(seed):
+    """Python's, numpy's and torch's default generators seeded with ``seed`` inside the block and
+    restored to their previous states after it."""
+    state = capture_rng_state()
+    random.seed(seed)
+    np.random.seed(seed % 2 ** 32)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        restore_rng_state(state)
+
+
+def image_seed(seed, index):
+    """The seed of the transforms of image ``index`` in the counting pass of a run seeded ``seed``."""
+    return (int(seed) * 1_000_003 + int(index)) % 2 ** 31
+
+
+def load_targets(dataset, indices, rank=0, world_size=1, seed=0):
+    """This rank's share of the targets at ``indices`` (as ``(index, target)``, each through the
+    dataset's transforms seeded by ``image_seed(seed, index)``) and the fingerprint of all of them
+    (summed over ranks)."""
     targets = []
     fingerprint = 0
     for idx in indices[rank::world_size]:
-        _, target, _ = dataset[idx]
+        with seeded_generators(image_seed(seed, idx)):
+            _, target, _ = dataset[idx]
         targets.append((idx, target))
         fingerprint += target_fingerprint(idx, target)
     (total,) = _all_reduce_sum([torch.tensor([fingerprint], dtype=torch.int64)], world_size)
@@ -133,9 +163,9 @@ def count_targets(heads, targets, world_size=1):
     return _all_reduce_sum(totals, world_size)
 
 
-def count_over_dataset(heads, dataset, indices, rank=0, world_size=1):
+def count_over_dataset(heads, dataset, indices, rank=0, world_size=1, seed=0):
     """Sum each head's counts over this rank's share of ``indices``, then over all ranks."""
-    targets, _ = load_targets(dataset, indices, rank, world_size)
+    targets, _ = load_targets(dataset, indices, rank, world_size, seed)
     return count_targets(heads, targets, world_size)
 
 
@@ -153,7 +183,7 @@ def measure_and_apply_optimal_bias(cfg, model, dataset, logger=None):
 
     rank, world_size = _distributed()
     indices = sample_indices(len(dataset), int(cfg.MODEL.SAMPLING_FREE.SAMPLE_IMAGES), cfg.SEED)
-    targets, fingerprint = load_targets(dataset, indices, rank, world_size)
+    targets, fingerprint = load_targets(dataset, indices, rank, world_size, cfg.SEED)
     key = cache_key(cfg, indices, fingerprint)
     cache_path = os.path.join(cfg.OUTPUT_DIR, CACHE_FILE) if cfg.OUTPUT_DIR else None
     cache = _read_cache(cache_path) if cache_path else {}

@@ -35,6 +35,10 @@ class SamplingFreeHead(nn.Module):
     "softmax" (``num_classes`` foreground classes plus background at index 0).
     """
 
+    # How many losses the head's ``scaled_losses`` receives (classification, localisation, others);
+    # the 2021 release's uncertainty weighting learns one sigma per loss.
+    num_loss_terms = 2
+
     def __init__(self, name, settings, classifier_kind, num_classes):
         super().__init__()
         if classifier_kind not in CLASSIFIER_KINDS:
@@ -46,7 +50,7 @@ class SamplingFreeHead(nn.Module):
         self.sampling_free_settings = settings
         self.classifier_kind = classifier_kind
         self.num_foreground_classes = int(num_classes)
-        self.loss_scaler = GuidedLossScaler.from_settings(name, settings)
+        self.loss_scaler = GuidedLossScaler.from_settings(name, settings, num_loss_terms=type(self).num_loss_terms)
         self.hard_strategy = build_hard_strategy(settings)
         self.soft_strategy = build_soft_strategy(settings, classifier_kind)
 
@@ -69,11 +73,13 @@ class SamplingFreeHead(nn.Module):
 
     def scaled_losses(self, cls_key, loss_cls, loc_key, loss_loc, **other_losses):
         """The head's loss dict: the classification loss through the guided loss scaler (guided by
-        the localisation loss), the localisation loss, ``other_losses`` untouched, then the
-        scaler's extras (``loss_<name>_log_delta`` and the ``sf_<name>_*`` diagnostics)."""
-        scaled_cls, extras = self.loss_scaler(loss_cls, loss_loc)
+        the localisation loss), the localisation loss, ``other_losses`` untouched (but for the
+        2021 release's uncertainty weights, which weigh all of them), then the scaler's extras
+        (``loss_<name>_log_delta`` and the ``sf_<name>_*`` diagnostics)."""
+        scaled_cls, extras = self.loss_scaler(loss_cls, loss_loc, tuple(other_losses.values()))
         losses = {cls_key: scaled_cls, loc_key: loss_loc}
         losses.update(other_losses)
+        losses = self.loss_scaler.reweight(losses)
         losses.update(extras)
         return losses
 
@@ -82,6 +88,20 @@ class SamplingFreeHead(nn.Module):
         """Zero counts of the right shape: ``[N, N^f]`` (sigmoid) or one per class (softmax)."""
         size = 2 if self.classifier_kind == SIGMOID else self.num_foreground_classes + 1
         return torch.zeros(size, dtype=torch.float64)
+
+    def counting_levels(self, image_size):
+        """``[(name, size), ...]``: how many of ``labels_for_counting``'s samples each pyramid level
+        holds, in their order; None where the samples are not laid out by level (the RoI head's
+        proposals). Used by the per-level imbalance report."""
+        return None
+
+    def _counts_of(self, labels):
+        valid = labels[labels >= 0]
+        if self.classifier_kind == SIGMOID:
+            return torch.tensor([valid.numel() * self.num_foreground_classes, int((valid > 0).sum())],
+                                dtype=torch.float64)
+        size = self.num_foreground_classes + 1
+        return torch.bincount(valid, minlength=size)[:size].to(torch.float64)
 
     @torch.no_grad()
     def count_samples(self, targets, image_sizes):
@@ -92,15 +112,23 @@ class SamplingFreeHead(nn.Module):
         """
         counts = self.empty_counts()
         for target, image_size in zip(targets, image_sizes):
-            labels = self.labels_for_counting(target, image_size).flatten().cpu()
-            valid = labels[labels >= 0]
-            if self.classifier_kind == SIGMOID:
-                counts += torch.tensor(
-                    [valid.numel() * self.num_foreground_classes, int((valid > 0).sum())], dtype=torch.float64
-                )
-            else:
-                counts += torch.bincount(valid, minlength=counts.numel())[: counts.numel()].to(torch.float64)
+            counts += self._counts_of(self.labels_for_counting(target, image_size).flatten().cpu())
         return counts
+
+    @torch.no_grad()
+    def count_samples_by_level(self, targets, image_sizes):
+        """``(level names, counts [levels, ...])``: ``count_samples``' counts per pyramid level
+        (``counting_levels``), or one level "all" for a head without levels."""
+        names, counts = None, None
+        for target, image_size in zip(targets, image_sizes):
+            labels = self.labels_for_counting(target, image_size).flatten().cpu()
+            levels = self.counting_levels(image_size) or [("all", labels.numel())]
+            if names is None:
+                names, counts = [name for name, _ in levels], torch.zeros(len(levels), self.empty_counts().numel(),
+                                                                           dtype=torch.float64)
+            for row, part in enumerate(labels.split([size for _, size in levels])):
+                counts[row] += self._counts_of(part)
+        return names, counts
 
     @torch.no_grad()
     def set_bias_from_counts(self, counts):

@@ -30,3 +30,24 @@ def softmax_bias_from_counts(counts):
     """
     counts = torch.as_tensor(counts, dtype=torch.float64).clamp(min=0.5)
     return torch.log(counts / counts.sum())
+
+
+def sigmoid_initial_loss(total, foreground, prior):
+    """The cross-entropy of ``total`` binary problems, ``foreground`` of them positive, all predicted
+    at probability ``prior``, summed and divided by ``foreground`` (eq. 13); at pi = N^f / N it is
+    the smallest any constant prediction gives."""
+    if foreground <= 0:
+        return math.nan
+    return -(foreground * math.log(prior) + (total - foreground) * math.log1p(-prior)) / foreground
+
+
+def softmax_initial_loss(class_counts, probabilities):
+    """The cross-entropy of samples counted per class (``class_counts``, background first), all
+    predicted ``probabilities``, summed and divided by the foreground count (eq. 13)."""
+    counts = torch.as_tensor(class_counts, dtype=torch.float64)
+    probabilities = torch.as_tensor(probabilities, dtype=torch.float64)
+    foreground = float(counts[1:].sum())
+    if foreground <= 0:
+        return math.nan
+    seen = counts > 0
+    return float(-(counts[seen] * torch.log(probabilities[seen])).sum()) / foreground

@@ -17,7 +17,7 @@ from typing import Any, Optional, Tuple
 from maskrcnn_benchmark.config.defaults import _C
 from maskrcnn_benchmark.modeling.sample_strategy import hard_strategy_class, soft_strategy_class
 
-from .guided_loss import MODES as GUIDED_MODES
+from .guided_loss import MODES as GUIDED_MODES, canonical_mode
 
 STAGES = ("ONE_STAGE", "RPN", "ROI")
 BIAS_INITS = ("default", "optimal")
@@ -123,7 +123,8 @@ def stage_settings(cfg, stage, **overrides):
         raise ValueError(f"MODEL.SAMPLING_FREE: unknown stage {stage!r}; stages are {STAGES}")
     node = cfg.MODEL.SAMPLING_FREE[stage]
     _check_choice(stage, "BIAS_INIT", node.BIAS_INIT, BIAS_INITS)
-    _check_choice(stage, "GUIDED", node.GUIDED, GUIDED_MODES)
+    guided = canonical_mode(node.GUIDED, _key(stage, "GUIDED"))
+    _check_choice(stage, "GUIDED", guided, GUIDED_MODES)
     values = {}
     if stage == "ONE_STAGE":
         _check_choice(stage, "CLS_LOSS", node.CLS_LOSS, CLS_LOSSES)
@@ -143,7 +144,7 @@ def stage_settings(cfg, stage, **overrides):
         hard_options=_frozen_options(stage, "HARD_OPTIONS", node.HARD_OPTIONS),
         soft_options=_frozen_options(stage, "SOFT_OPTIONS", node.SOFT_OPTIONS),
         bias_init=node.BIAS_INIT,
-        guided=node.GUIDED,
+        guided=guided,
         loss_scale=node.LOSS_SCALE,
         ratio_warmup_iters=cfg.MODEL.SAMPLING_FREE.RATIO_WARMUP_ITERS,
     )

@@ -5,12 +5,11 @@ import torch
 
 from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.modeling.box_coder import BoxCoder
-from maskrcnn_benchmark.modeling.rpn.anchor_generator import anchors_for_image_sizes, make_anchor_generator
+from maskrcnn_benchmark.modeling.rpn.inference import make_initial_proposals
 from maskrcnn_benchmark.modeling.sample_strategy import SOFTMAX
 from maskrcnn_benchmark.modeling.sampling_free import SamplingFreeHead, stage_settings
-from maskrcnn_benchmark.structures.bounding_box import BoxList
-from maskrcnn_benchmark.structures.boxlist_ops import cat_boxlist
 from maskrcnn_benchmark.structures.box_convention import box_convention_from_config
+from maskrcnn_benchmark.utils.comm import get_world_size
 
 from .inference import make_roi_box_post_processor
 from .loss import FastRCNNLossComputation, make_roi_matcher
@@ -27,14 +26,14 @@ class ROIBoxHead(SamplingFreeHead):
 
     ``feature_extractor``: (features, proposals) -> per-RoI features; ``predictor``: those ->
     (class logits, box regressions); ``post_processor``: the detections; ``proposal_matcher`` /
-    ``box_coder``: the proposals' assignment and regression targets. ``proxy_anchor_generator``
-    and ``size_divisibility``: the anchors that stand in for proposals when the samples are
-    counted for the optimal bias (see ``labels_for_counting``).
+    ``box_coder``: the proposals' assignment and regression targets. ``initial_proposals``: the
+    proposals an untrained RPN makes (``rpn.inference.InitialProposals``), on which the samples
+    are counted for the optimal bias (see ``labels_for_counting``).
     """
 
     @configurable
     def __init__(self, settings, feature_extractor, predictor, post_processor, proposal_matcher, box_coder,
-                 num_classes, cls_agnostic_bbox_reg=False, proxy_anchor_generator=None, size_divisibility=0):
+                 num_classes, cls_agnostic_bbox_reg=False, initial_proposals=None):
         super(ROIBoxHead, self).__init__("roi", settings, SOFTMAX, num_classes=num_classes - 1)
         self.feature_extractor = feature_extractor
         self.predictor = predictor
@@ -42,8 +41,7 @@ class ROIBoxHead(SamplingFreeHead):
         self.loss_evaluator = FastRCNNLossComputation(
             proposal_matcher, self.hard_strategy, box_coder, cls_agnostic_bbox_reg, soft_strategy=self.soft_strategy
         )
-        self.proxy_anchor_generator = proxy_anchor_generator
-        self.size_divisibility = size_divisibility
+        self.initial_proposals = initial_proposals
 
     @classmethod
     def from_config(cls, cfg, in_channels):
@@ -58,8 +56,7 @@ class ROIBoxHead(SamplingFreeHead):
                                   convention=box_convention_from_config(cfg)),
             "num_classes": cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES,
             "cls_agnostic_bbox_reg": cfg.MODEL.CLS_AGNOSTIC_BBOX_REG,
-            "proxy_anchor_generator": make_anchor_generator(cfg),
-            "size_divisibility": cfg.DATALOADER.SIZE_DIVISIBILITY,
+            "initial_proposals": make_initial_proposals(cfg, cfg.SOLVER.IMS_PER_BATCH // get_world_size()),
         }
 
     def forward(self, features, proposals, targets=None):
@@ -87,25 +84,15 @@ class ROIBoxHead(SamplingFreeHead):
 
     # ---- Sampling-Free protocol -------------------------------------------------------------
     def labels_for_counting(self, target, image_size):
-        """Class labels of a stand-in for this head's proposals, matched at the RoI thresholds.
-
-        Proposals only exist after a network forward, so the RPN's anchors (all visible ones)
-        plus the ground-truth boxes stand in for them. The proxy has far more background than real
-        proposals (which cluster on objects), so the measured background frequency is an upper
-        bound of the one seen in training.
-        """
-        if self.proxy_anchor_generator is None:
-            raise ValueError("ROIBoxHead: counting samples for the optimal bias needs a proxy_anchor_generator")
-        (anchors,) = anchors_for_image_sizes(self.proxy_anchor_generator, [image_size], self.size_divisibility)
-        visible = anchors[anchors.get_field("visibility").bool()]
-        target = target.convert("xyxy").to(visible.bbox.device)
-        proxy = cat_boxlist(
-            [
-                BoxList(visible.bbox, visible.size, mode="xyxy"),
-                BoxList(target.bbox.to(dtype=visible.bbox.dtype), visible.size, mode="xyxy"),
-            ]
-        )
-        (labels,), _ = self.loss_evaluator.prepare_targets([proxy], [target])
+        """Class labels of the proposals this head trains on at initialisation, matched at the RoI
+        thresholds: those an untrained RPN selects (constant scores, no regression: a random subset
+        of its anchors through its own NMS and top-N) plus the ground truth, as training adds it."""
+        if self.initial_proposals is None:
+            raise ValueError("ROIBoxHead: counting samples for the optimal bias needs initial_proposals")
+        device = self.classification_layer().weight.device
+        target = target.convert("xyxy").to(device)
+        proposals = self.initial_proposals(target, image_size)
+        (labels,), _ = self.loss_evaluator.prepare_targets([proposals], [target])
         return labels
 
     def classification_layer(self):

@@ -4,15 +4,18 @@ from torch.nn import functional as F
 
 from maskrcnn_benchmark.layers import smooth_l1_loss
 from maskrcnn_benchmark.modeling.box_coder import BoxCoder
+from maskrcnn_benchmark.modeling.dense_heads.box_losses import aligned_iou_and_giou
 from maskrcnn_benchmark.modeling.matcher import Matcher
 from maskrcnn_benchmark.modeling.rpn.loss import assign_to_ground_truth, matched_ground_truth
 from maskrcnn_benchmark.modeling.sample_strategy import (
     SOFTMAX,
     Candidates,
     CrossEntropy,
+    TrainedSamples,
     as_hard_strategy,
     build_hard_strategy,
     build_soft_strategy,
+    normalised_classification_loss,
 )
 from maskrcnn_benchmark.modeling.sampling_free.settings import stage_settings
 from maskrcnn_benchmark.structures.box_convention import box_convention_from_config
@@ -21,8 +24,9 @@ BOX_LOSS_BETA = 1.0
 
 
 class _CandidateScorer(object):
-    """Classification scores and per-sample losses of every candidate proposal, from one forward
-    of the box head without gradient, run the first time a hard strategy asks for either."""
+    """Classification scores, per-sample losses and decoded box predictions of every candidate
+    proposal, from one forward of the box head without gradient, run the first time a hard
+    strategy asks for any of them."""
 
     def __init__(self, predict, proposals, labels, regression_targets, loss_computation):
         self._predict = predict
@@ -45,20 +49,36 @@ class _CandidateScorer(object):
         class_logits, _ = self._predictions_once()
         return self._per_image(class_logits.softmax(dim=-1))
 
+    def classification_losses(self):
+        class_logits, _ = self._predictions_once()
+        with torch.no_grad():
+            return self._per_image(self._loss_computation.soft_strategy.per_sample(class_logits, torch.cat(self._labels)))
+
     def losses(self):
-        class_logits, box_regression = self._predictions_once()
+        _, box_regression = self._predictions_once()
         labels = torch.cat(self._labels, dim=0)
         with torch.no_grad():
-            cls = self._loss_computation.soft_strategy.per_sample(class_logits, labels)
             box = self._loss_computation.box_losses_per_sample(
                 box_regression, labels, torch.cat(self._regression_targets, dim=0)
             )
-        return self._per_image(cls + box)
+        return [cls + b for cls, b in zip(self.classification_losses(), self._per_image(box))]
+
+    def predicted_boxes(self, classes):
+        """Per image, each candidate's decoded box for its class in ``classes`` (per image int64)."""
+        _, box_regression = self._predictions_once()
+        with torch.no_grad():
+            return self._per_image(self._loss_computation.decoded_boxes(
+                box_regression, torch.cat(classes), torch.cat([p.bbox for p in self._proposals])
+            ))
 
 
 def _class_labels(matched, proposals):
-    """The matched box's class; 0 below the background threshold, -1 between the thresholds."""
+    """The matched box's class; 0 below the background threshold, -1 between the thresholds.
+    Each proposal's matched ground-truth index and best IoU are kept on it ("matched_idxs",
+    "matched_ious") for the soft strategy's context (``TrainedSamples``)."""
     matched_idxs = matched.get_field("matched_idxs")
+    proposals.add_field("matched_idxs", matched_idxs)
+    proposals.add_field("matched_ious", matched.get_field("matched_ious"))
     labels = matched.get_field("labels").to(torch.int64)
     labels[matched_idxs == Matcher.BELOW_LOW_THRESHOLD] = 0
     labels[matched_idxs == Matcher.BETWEEN_THRESHOLDS] = -1
@@ -85,6 +105,7 @@ class FastRCNNLossComputation(object):
         self.soft_strategy = soft_strategy if soft_strategy is not None else CrossEntropy(SOFTMAX)
         self._proposals = None
         self._selection = None
+        self._weights = None
 
     def match_targets_to_proposals(self, proposal, target):
         return matched_ground_truth(self.proposal_matcher, proposal, target, copied_fields=("labels",),
@@ -120,10 +141,15 @@ class FastRCNNLossComputation(object):
         if predict is not None:
             scorer = _CandidateScorer(predict, proposals, labels, regression_targets, self)
             candidates.scores, candidates.losses = scorer.scores, scorer.losses
+            candidates.classification_losses = scorer.classification_losses
+            candidates.predicted_boxes = scorer.predicted_boxes
         selection = self.fg_bg_sampler.select(candidates)
         kept = [p[mask] for p, mask in zip(proposals, selection.masks)]
         self._proposals = kept
         self._selection = selection
+        self._weights = None if selection.weights is None else torch.cat(
+            [w[mask] for w, mask in zip(selection.weights, selection.masks)]
+        )
         return kept
 
     def _regression_columns(self, labels, device):
@@ -131,6 +157,36 @@ class FastRCNNLossComputation(object):
         if self.cls_agnostic_bbox_reg:
             return torch.arange(4, 8, device=device).expand(len(labels), 4)
         return 4 * labels[:, None] + torch.arange(4, device=device)
+
+    def decoded_boxes(self, box_regression, classes, proposal_boxes):
+        """Each row's box prediction for its class in ``classes``, decoded against its proposal."""
+        columns = self._regression_columns(classes, box_regression.device)
+        return self.box_coder.decode(box_regression.gather(1, columns), proposal_boxes)
+
+    def trained_samples(self, box_regression, labels):
+        """The soft strategy's context for the proposals of the last ``subsample``."""
+        proposals = self._proposals
+        # Ground-truth boxes numbered across the batch: image i's box j is i * 2^32 + j.
+        ground_truth = torch.cat([p.get_field("matched_idxs") + (image << 32) for image, p in enumerate(proposals)])
+        ground_truth[labels <= 0] = -1
+
+        def predicted_ious():
+            with torch.no_grad():
+                boxes = torch.cat([p.bbox for p in proposals])
+                positive = labels > 0
+                ious = boxes.new_zeros(len(labels))
+                regression = box_regression.detach()[positive]
+                predicted = self.decoded_boxes(regression, labels[positive], boxes[positive])
+                targets = torch.cat([p.get_field("regression_targets") for p in proposals])[positive]
+                truth = self.box_coder.decode(targets, boxes[positive])
+                ious[positive] = aligned_iou_and_giou(predicted, truth.to(predicted.dtype))[0].to(ious.dtype)
+            return ious
+
+        return TrainedSamples(
+            ious=torch.cat([p.get_field("matched_ious") for p in proposals]),
+            ground_truth=ground_truth,
+            predicted_ious=predicted_ious,
+        )
 
     def box_losses_per_sample(self, box_regression, labels, regression_targets):
         """Smooth-L1 box loss of each sample (0 for background and ignored ones), unnormalised."""
@@ -154,7 +210,10 @@ class FastRCNNLossComputation(object):
         labels = torch.cat([p.get_field("labels") for p in self._proposals], dim=0)
         regression_targets = torch.cat([p.get_field("regression_targets") for p in self._proposals], dim=0)
 
-        classification_loss = self.soft_strategy(class_logits, labels) / self._selection.cls_normalizer
+        classification_loss = normalised_classification_loss(
+            self.soft_strategy, class_logits, labels, lambda: self._selection.cls_normalizer,
+            weights=self._weights, context=self.trained_samples(box_regression, labels),
+        )
 
         positive = torch.nonzero(labels > 0).squeeze(1)
         columns = self._regression_columns(labels[positive], class_logits.device)

@@ -23,6 +23,7 @@ class DenseAnchorModule(DenseHead):
     Subclasses build ``loss_evaluator`` and ``box_selector_test``."""
 
     quality_loss_key = None
+    num_loss_terms = 3  # classification, box, quality
 
     def __init__(self, name, head, anchor_generator, settings, size_divisibility):
         super().__init__(name, settings, head, anchor_generator, size_divisibility)

@@ -75,6 +75,7 @@ class FCOSModule(DenseHead):
     """Head, points, FCOS assignment, losses and post-processing; box areas (which box a point
     takes) and clipping in the box ``convention``."""
     config_group = "FCOS"
+    num_loss_terms = 3  # classification, box, centerness
 
     @configurable
     def __init__(self, head, settings, center_sampling_radius=0.0, iou_loss_type="iou", postprocess=None,

@@ -1,48 +1,55 @@
-"""Candidate anchors of PAA's probabilistic assignment.
+"""Candidate anchors of PAA's probabilistic assignment (Kim & Lee, ECCV 2020), as its public code
+selects them.
 
-Every anchor belongs to the box it overlaps most, provided that IoU reaches ``iou_threshold``
-(MODEL.PAA.IOU_THRESHOLD); in addition each box keeps its single best anchor even below the
-threshold, so that no box is left without candidates (the low-quality match of the usual
-Matcher). Per box, on each pyramid level, the ``topk`` anchors it owns with the highest IoU are its
-candidates. The mixture fit then decides which candidates are positive; without it (as used for
-counting samples for the optimal bias) all candidates count as positive.
+1. IoU pre-assignment (``iou_pre_assignment``): an anchor goes to the box it overlaps most when that
+   IoU reaches ``iou_threshold`` (MODEL.PAA.IOU_THRESHOLD, 0.1), to no box otherwise; then every
+   anchor tied at some box's best IoU is assigned too (to the box it overlaps most), so that a box
+   no anchor reaches the threshold for still has anchors. A small box inside several anchors of
+   one shape has all of them tied at its best IoU, and keeps all of them.
+2. Candidates (``select_paa_candidates``): per box and per pyramid level, the ``topk`` anchors
+   pre-assigned to it with the LOWEST score, the loss each would get as the box's positive
+   (classification + box loss of the current prediction; see loss.py).
 """
 import torch
-from torchvision.ops import box_iou
+
+from maskrcnn_benchmark.structures.box_convention import DEFAULT_BOX_CONVENTION, box_convention
+
+UNASSIGNED = -1
 
 
-def select_paa_candidates(anchors_per_level, gt_boxes, iou_threshold, topk):
-    """``(anchor_index, gt_index)``: two aligned 1-D LongTensors, one entry per candidate."""
-    anchors = torch.cat(list(anchors_per_level), dim=0)
-    device = anchors.device
-    empty = torch.zeros(0, dtype=torch.long, device=device)
-    num_gt = gt_boxes.shape[0]
-    if num_gt == 0 or anchors.shape[0] == 0:
-        return empty, empty
+def iou_pre_assignment(anchors, gt_boxes, iou_threshold, convention=DEFAULT_BOX_CONVENTION):
+    """``[A]`` LongTensor: the box each anchor is pre-assigned to, or -1 (IoUs in the box
+    ``convention``)."""
+    if gt_boxes.shape[0] == 0 or anchors.shape[0] == 0:
+        return torch.full((anchors.shape[0],), UNASSIGNED, dtype=torch.long, device=anchors.device)
+    ious = box_convention(convention).pairwise_iou(anchors, gt_boxes)  # [A, G]
+    best_iou, best_box = ious.max(dim=1)
+    assigned = torch.where(best_iou >= iou_threshold, best_box, torch.full_like(best_box, UNASSIGNED))
+    # A box without any overlap (degenerate, or outside the image) has no best anchor to keep.
+    box_best = ious.max(dim=0).values
+    tied = ((ious == box_best[None, :]) & (box_best[None, :] > 0)).any(dim=1)
+    assigned[tied] = best_box[tied]
+    return assigned
 
-    ious = box_iou(anchors, gt_boxes)  # [A, G]
-    best_iou, owner = ious.max(dim=1)
-    owned = best_iou >= iou_threshold
-    best_anchor_of_box = ious.argmax(dim=0)  # [G]
-    has_overlap = ious.max(dim=0).values > 0
-    owner[best_anchor_of_box[has_overlap]] = torch.arange(num_gt, device=device)[has_overlap]
-    owned[best_anchor_of_box[has_overlap]] = True
 
-    box_ids = torch.arange(num_gt, device=device)
-    owned_by_box = owned[:, None] & (owner[:, None] == box_ids[None, :])  # [A, G]
-    owned_ious = torch.where(owned_by_box, ious, torch.full_like(ious, -1.0))
-
-    anchor_index, gt_index = [], []
+def select_paa_candidates(level_sizes, assigned, scores, num_boxes, topk):
+    """``(anchor_index, box_index)``, two aligned LongTensors: per box, on each level (``level_sizes``
+    anchors each, in order), the ``topk`` anchors ``assigned`` to it with the lowest ``scores``."""
+    anchor_index, box_index = [], []
+    boxes = torch.arange(num_boxes, device=assigned.device)
     start = 0
-    for level_anchors in anchors_per_level:
-        count = level_anchors.shape[0]
-        k = min(topk, count)
-        if k > 0:
-            values, nearest = owned_ious[start:start + count].topk(k, dim=0)  # [k, G]
-            keep = values >= 0
+    for count in level_sizes:
+        level_assigned = assigned[start:start + count]
+        if count > 0 and num_boxes > 0:
+            own = level_assigned[:, None] == boxes[None, :]  # [A_l, G]
+            level_scores = torch.where(own, scores[start:start + count, None], torch.full_like(own, float("inf"),
+                                                                                                 dtype=scores.dtype))
+            values, nearest = level_scores.topk(min(topk, count), dim=0, largest=False)  # [k, G]
+            keep = torch.isfinite(values)
             anchor_index.append((nearest + start)[keep])
-            gt_index.append(box_ids.expand_as(nearest)[keep])
+            box_index.append(boxes.expand_as(nearest)[keep])
         start += count
     if not anchor_index:
-        return empty, empty
-    return torch.cat(anchor_index), torch.cat(gt_index)
+        empty = torch.zeros(0, dtype=torch.long, device=assigned.device)
+        return empty, empty.clone()
+    return torch.cat(anchor_index), torch.cat(box_index)

@@ -1,18 +1,28 @@
-"""PAA training targets and losses (Kim & Lee, ECCV 2020).
+"""PAA training targets and losses (Kim & Lee, ECCV 2020), as the paper and its public code
+define them.
 
-Assignment, per image and without gradient: each box's candidate anchors (``candidates.py``) are
-scored by the loss they would get as its positives, i.e. classification loss (the stage's soft
-strategy towards the box's class, summed over classes) + REG_LOSS_WEIGHT x box loss of the decoded
-prediction. A two-Gaussian mixture over those scores splits them (``gaussian_mixture.py``); the
-selected candidates are positives, every other anchor is background. The three steps (candidate
-selection, mixture split, box loss) are separate functions given to PAALossComputation, so each
-can be replaced on its own.
+Assignment, per image and without gradient (``PAALossComputation.assign``):
 
-Losses, each divided by the number of positives (at least 1, averaged over processes):
-classification over the anchors the hard strategy trains ("all": every anchor); REG_LOSS_WEIGHT x
-box loss (REG_LOSS_TYPE, "giou" or "iou") over positives; IOU_LOSS_WEIGHT x BCE of the IoU branch
-towards the IoU of the decoded prediction with its box. A batch without any positive gives a finite
-classification loss and zero (but differentiable) box and IoU losses.
+1. the IoU pre-assignment of every anchor to a box (``candidates.iou_pre_assignment``);
+2. each pre-assigned anchor's score, the loss it would get as that box's positive: its
+   classification loss towards the box's class (the stage's soft strategy, summed over classes)
+   PLUS its box loss (REG_LOSS_TYPE, of the decoded prediction; unweighted, REG_LOSS_WEIGHT only
+   weighs the training loss);
+3. per box and level, the ``topk`` pre-assigned anchors of lowest score are its candidates
+   (``candidates.select_paa_candidates``);
+4. a two-Gaussian mixture over each box's candidate scores decides its positives
+   (``gaussian_mixture.split_by_mixture``); every other anchor is background (PAA ignores none).
+
+Losses, with ``num_pos`` the positives averaged over processes (at least 1):
+classification over the anchors the hard strategy trains ("all": every anchor) / num_pos;
+box loss of the positives, each weighted by the IoU of its decoded prediction with its box
+(detached), divided by the sum of those IoUs (averaged over processes) x REG_LOSS_WEIGHT;
+IOU_LOSS_WEIGHT x BCE of the IoU branch towards that IoU / num_pos. A batch without any positive
+gives a finite classification loss and zero (but differentiable) box and IoU losses.
+
+The initial predictions of the network are constant (every logit at its bias, zero regressions,
+so each prediction is its anchor): ``assign`` without predictions uses them. That is the
+assignment PAA starts training with, and what the optimal bias counts.
 """
 import torch
 import torch.nn.functional as F
@@ -25,62 +35,94 @@ from maskrcnn_benchmark.modeling.dense_heads.box_losses import (
 )
 from maskrcnn_benchmark.modeling.dense_heads.classification import dense_classification_loss
 from maskrcnn_benchmark.modeling.dense_heads.layout import flatten_levels
-from maskrcnn_benchmark.modeling.rpn.paa.candidates import select_paa_candidates
+from maskrcnn_benchmark.modeling.dense_heads.normalizer import mean_over_processes
+from maskrcnn_benchmark.modeling.rpn.paa.candidates import iou_pre_assignment, select_paa_candidates
 from maskrcnn_benchmark.modeling.rpn.paa.gaussian_mixture import split_by_mixture
 from maskrcnn_benchmark.modeling.sample_strategy import AllSamples
 
 
-class PAALossComputation:
-    """``cls_loss_func``: the head's soft strategy (its ``per_sample`` also scores the candidates,
-    through ``candidate_loss``); ``select_candidates(anchors_per_level, gt_boxes, iou_threshold,
-    topk)``, ``split(scores) -> positive mask`` and ``box_loss(pred, target, kind)`` are the three
-    replaceable steps."""
+def iou_weighted_box_loss(per_positive_loss, ious, num_pos):
+    """Sum of the positives' box losses weighted by their prediction IoUs, over the IoU sum
+    averaged across processes. Where a process's IoUs are all 0 its losses go unweighted (as in
+    PAA's code); where every process's are, the divisor is the positive count ``num_pos``."""
+    weights = ious if bool(ious.sum() > 0) else torch.ones_like(ious)
+    iou_sum = mean_over_processes(ious.sum().detach())
+    divisor = iou_sum if bool(iou_sum > 0) else num_pos
+    return (per_positive_loss * weights).sum() / divisor
 
-    def __init__(self, cls_loss_func, box_coder, iou_threshold=0.1, topk=9, reg_loss_type="giou",
-                 reg_loss_weight=1.3, iou_loss_weight=0.5, hard_strategy=None,
-                 select_candidates=select_paa_candidates, split=split_by_mixture, box_loss=box_overlap_loss):
+
+def rows_of_candidates(box_idx, values):
+    """``values`` (one per candidate) as a ``[boxes, K]`` grid, one row per box, with its ``valid``
+    mask and, per candidate, its ``(row, column)`` in the grid."""
+    _, row = torch.unique(box_idx, return_inverse=True)
+    sizes = torch.bincount(row)
+    order = torch.argsort(row, stable=True)
+    column = torch.empty_like(row)
+    column[order] = torch.arange(row.numel(), device=row.device) - torch.repeat_interleave(sizes.cumsum(0) - sizes, sizes)
+    grid = values.new_zeros(sizes.numel(), int(sizes.max()))
+    valid = torch.zeros_like(grid, dtype=torch.bool)
+    grid[row, column] = values
+    valid[row, column] = True
+    return grid, valid, (row, column)
+
+
+class PAALossComputation:
+    """``cls_loss_func``: the head's soft strategy; ``candidate_loss`` (the same, by default) scores
+    the candidates through its ``per_sample``; ``num_classes``: the classifier's columns; ``split(scores, valid) -> positives`` and
+    ``box_loss(pred, target, kind)`` can be replaced."""
+
+    def __init__(self, cls_loss_func, box_coder, num_classes, iou_threshold=0.1, topk=9, reg_loss_type="giou",
+                 reg_loss_weight=1.3, iou_loss_weight=0.5, hard_strategy=None, split=split_by_mixture,
+                 box_loss=box_overlap_loss):
         check_box_loss_kind(reg_loss_type, "MODEL.PAA.REG_LOSS_TYPE")
         self.cls_loss_func = self.candidate_loss = cls_loss_func
+        self.num_classes = num_classes
         self.hard_strategy = hard_strategy or AllSamples()
         self.box_coder = box_coder
         self.iou_threshold, self.topk = iou_threshold, topk
         self.reg_loss_type, self.reg_loss_weight, self.iou_loss_weight = reg_loss_type, reg_loss_weight, iou_loss_weight
-        # the three replaceable steps
-        self.select_candidates, self.split, self.box_loss = select_candidates, split, box_loss
-
-    def candidates(self, anchors_per_level, target):
-        gt_boxes = target.convert("xyxy").bbox.to(anchors_per_level[0].dtype)
-        return self.select_candidates(anchors_per_level, gt_boxes, self.iou_threshold, self.topk)
+        self.split, self.box_loss = split, box_loss
 
     def candidate_scores(self, logits, regression, anchors, gt_boxes, gt_labels):
-        """The loss each candidate would get as a positive of its box (lower is better)."""
+        """The loss each anchor would get as the positive of ``gt_boxes`` / ``gt_labels`` (aligned
+        rows): classification + box loss, lower is better."""
         pred_boxes = self.box_coder.decode(regression.float(), anchors)
-        return self.candidate_loss.per_sample(logits.float(), gt_labels) + self.reg_loss_weight * self.box_loss(
-            pred_boxes, gt_boxes, self.reg_loss_type
-        )
+        cls = self.candidate_loss.per_sample(logits.float(), gt_labels)
+        return cls + self.box_loss(pred_boxes, gt_boxes, self.reg_loss_type)
 
     @torch.no_grad()
-    def assign(self, anchors_per_level, target, logits, regression):
-        """Labels (class or 0) and matched boxes of one image; ``logits`` ``[A, C]``, ``regression`` ``[A, 4]``."""
+    def assign(self, anchors_per_level, target, logits=None, regression=None):
+        """Labels (class or 0) and matched boxes of one image. ``logits`` ``[A, C]``, ``regression``
+        ``[A, 4]``; without them, the network's initial constant predictions."""
         target = target.convert("xyxy")
         anchors = torch.cat(list(anchors_per_level), dim=0)
         labels = torch.zeros(anchors.shape[0], dtype=torch.long, device=anchors.device)
         matched_boxes = anchors.clone()
-        anchor_idx, gt_idx = self.candidates(anchors_per_level, target)
-        if anchor_idx.numel() == 0:
-            return labels, matched_boxes
-
         gt_boxes = target.bbox.to(anchors.dtype)
         gt_labels = target.get_field("labels").to(device=anchors.device, dtype=torch.long)
-        scores = self.candidate_scores(
-            logits[anchor_idx], regression[anchor_idx], anchors[anchor_idx], gt_boxes[gt_idx], gt_labels[gt_idx]
+        assigned = iou_pre_assignment(anchors, gt_boxes, self.iou_threshold, self.box_coder.convention)
+        pre = (assigned >= 0).nonzero(as_tuple=True)[0]
+        if pre.numel() == 0:
+            return labels, matched_boxes
+        if logits is None:
+            logits = anchors.new_zeros(anchors.shape[0], self.num_classes)
+        if regression is None:
+            regression = anchors.new_zeros(anchors.shape[0], 4)
+
+        scores = torch.full((anchors.shape[0],), float("inf"), dtype=torch.float32, device=anchors.device)
+        scores[pre] = self.candidate_scores(
+            logits[pre], regression[pre], anchors[pre], gt_boxes[assigned[pre]], gt_labels[assigned[pre]]
+        ).float()
+        anchor_idx, box_idx = select_paa_candidates(
+            [len(level) for level in anchors_per_level], assigned, scores, gt_boxes.shape[0], self.topk
         )
-        positive = torch.zeros_like(anchor_idx, dtype=torch.bool)
-        for box in torch.unique(gt_idx):
-            members = (gt_idx == box).nonzero(as_tuple=True)[0]
-            positive[members] = self.split(scores[members])
-        labels[anchor_idx[positive]] = gt_labels[gt_idx[positive]]
-        matched_boxes[anchor_idx[positive]] = gt_boxes[gt_idx[positive]]
+        if anchor_idx.numel() == 0:
+            return labels, matched_boxes
+        grid, valid, cells = rows_of_candidates(box_idx, scores[anchor_idx])
+        positive = self.split(grid, valid)[cells]
+        chosen, owner = anchor_idx[positive], box_idx[positive]
+        labels[chosen] = gt_labels[owner]
+        matched_boxes[chosen] = gt_boxes[owner]
         return labels, matched_boxes
 
     def __call__(self, box_cls, box_regression, iou_pred, targets, anchors_per_level):
@@ -95,7 +137,7 @@ class PAALossComputation:
             self.assign(anchors_per_level, target, logits[image].detach(), regression[image].detach())
             for image, target in enumerate(targets)
         )))
-        loss_cls, normaliser = dense_classification_loss(self.hard_strategy, self.cls_loss_func, logits, labels)
+        loss_cls, num_pos = dense_classification_loss(self.hard_strategy, self.cls_loss_func, logits, labels)
         regression = regression.reshape(-1, 4)
         positive = labels.reshape(-1) > 0
         if not bool(positive.any()):
@@ -105,9 +147,9 @@ class PAALossComputation:
         anchors = torch.cat(list(anchors_per_level), dim=0).repeat(len(targets), 1)[positive]
         pred_boxes = self.box_coder.decode(regression[positive], anchors)
         target_boxes = gt_boxes.reshape(-1, 4)[positive]
-        loss_reg = self.box_loss(pred_boxes, target_boxes, self.reg_loss_type).sum()
-        loss_reg = loss_reg / normaliser * self.reg_loss_weight
         iou_target, _ = aligned_iou_and_giou(pred_boxes.detach(), target_boxes)
+        per_positive = self.box_loss(pred_boxes, target_boxes, self.reg_loss_type)
+        loss_reg = iou_weighted_box_loss(per_positive, iou_target, num_pos) * self.reg_loss_weight
         loss_iou = F.binary_cross_entropy_with_logits(iou_logits[positive], iou_target, reduction="sum")
-        loss_iou = loss_iou / normaliser * self.iou_loss_weight
+        loss_iou = loss_iou / num_pos * self.iou_loss_weight
         return loss_cls, loss_reg, loss_iou

@@ -4,13 +4,11 @@ loss.
 
 Sampling-Free: MODEL.SAMPLING_FREE.ONE_STAGE picks focal or CE classification, the guided loss
 scaler (the box loss guides the classification loss; the IoU branch is left as it is) and the bias
-initialisation. For the optimal bias, N^f counts PAA's candidate anchors (the IoU rule of
-``candidates.py``) without the mixture split: the split depends on the network's predictions,
-which do not exist before training, so the count is an upper bound on the positives.
+initialisation. For the optimal bias, N^f counts the positives of PAA's own assignment under the
+network's initial, constant predictions (every logit equal, zero regressions): candidates ranked by
+the box loss of their anchor, split by the mixture, as the first training iteration will split them.
 """
 import functools
-
-import torch
 
 from maskrcnn_benchmark.modeling import registry
 from maskrcnn_benchmark.config.configurable import configurable
@@ -31,8 +29,8 @@ class PAAModule(DenseAnchorModule):
                  size_divisibility=0):
         super().__init__("paa", head, anchor_generator, settings, size_divisibility)
         self.loss_evaluator = PAALossComputation(
-            self.soft_strategy, self.box_coder, iou_threshold, topk, reg_loss_type, reg_loss_weight, iou_loss_weight,
-            hard_strategy=self.hard_strategy,
+            self.soft_strategy, self.box_coder, head.num_classes, iou_threshold, topk, reg_loss_type, reg_loss_weight,
+            iou_loss_weight, hard_strategy=self.hard_strategy,
         )
         refine = functools.partial(score_voting, convention=self.box_coder.convention) if use_score_voting else None
         self.box_selector_test = atss_postprocessor(self.box_coder, refine, **(postprocess or {}))
@@ -40,21 +38,17 @@ class PAAModule(DenseAnchorModule):
     @classmethod
     def from_config(cls, cfg, in_channels):
         paa = cfg.MODEL.PAA
+        # PAA's code trains GIoU for any REG_LOSS_TYPE naming an IoU loss, its default "iou" included.
+        reg_loss_type = "giou" if paa.REG_LOSS_TYPE in ("iou", "giou") else paa.REG_LOSS_TYPE
         return dict(
             cls.common_config(cfg, in_channels), iou_threshold=paa.IOU_THRESHOLD, topk=paa.TOPK,
-            reg_loss_type=paa.REG_LOSS_TYPE, reg_loss_weight=paa.REG_LOSS_WEIGHT,
+            reg_loss_type=reg_loss_type, reg_loss_weight=paa.REG_LOSS_WEIGHT,
             iou_loss_weight=paa.IOU_LOSS_WEIGHT, use_score_voting=paa.INFERENCE_SCORE_VOTING,
         )
 
-    def labels_for_counting(self, target, image_size):
-        """Before training there are no predictions to split the candidates with: every candidate
-        anchor counts as a positive of its box."""
-        anchors_per_level = self.positions_for_image_size(image_size)
-        target = target.to(self._device())
-        labels = torch.zeros(sum(len(level) for level in anchors_per_level), dtype=torch.int64, device=self._device())
-        anchor_idx, gt_idx = self.loss_evaluator.candidates(anchors_per_level, target)
-        labels[anchor_idx] = target.get_field("labels").to(labels)[gt_idx]
-        return labels
+    def assign(self, positions_per_level, target, logits=None, regression=None):
+        """PAA's labels of one image (loss.py); without predictions, those of the initial network."""
+        return self.loss_evaluator.assign(positions_per_level, target, logits, regression)
 
 
 def build_paa(cfg, in_channels):
