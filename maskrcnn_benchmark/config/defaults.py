@@ -264,6 +264,10 @@ _C.MODEL.PAA.PRE_NMS_TOP_N = 1000
 _C.MODEL.PAA.IOU_LOSS_WEIGHT = 0.5
 _C.MODEL.PAA.INFERENCE_SCORE_VOTING = False
 _C.MODEL.PAA.REG_LOSS_TYPE = 'iou'
+# PAA's code base: the head's quality branch predicts the IoU of the decoded box with its ground
+# truth (named iou_pred in its checkpoints), which enters the score and the loss. Only True is
+# implemented (every released PAA config sets it); the key is here so that their yaml files load.
+_C.MODEL.PAA.USE_IOU_PRED = True
 
 # ATSS: adaptive training sample selection
 _C.MODEL.ATSS = CN()

@@ -57,6 +57,9 @@ class DenseHead(SamplingFreeHead):
 
     # The MODEL.<group> the head's from_config reads (its NUM_CLASSES is the classifier size)
     config_group = None
+    # maskrcnn-benchmark's files store the cell anchors under rpn.anchor_generator (checked against
+    # ours when loading, utils/model_serialization.py)
+    legacy_child_names = {"anchor_generator": "position_generator"}
 
     def __init__(self, name, settings, head, position_generator, size_divisibility):
         super().__init__(name, settings, SIGMOID, head.num_classes)

@@ -38,6 +38,9 @@ class PAAModule(DenseAnchorModule):
     @classmethod
     def from_config(cls, cfg, in_channels):
         paa = cfg.MODEL.PAA
+        if not paa.USE_IOU_PRED:
+            raise ValueError("MODEL.PAA.USE_IOU_PRED False (a PAA head without its IoU prediction) is not "
+                             "implemented; PAA's released configs all set True")
         # PAA's code trains GIoU for any REG_LOSS_TYPE naming an IoU loss, its default "iou" included.
         reg_loss_type = "giou" if paa.REG_LOSS_TYPE in ("iou", "giou") else paa.REG_LOSS_TYPE
         return dict(
