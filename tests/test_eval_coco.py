@@ -116,6 +116,21 @@ def test_perturbed_predictions_match_pycocotools_directly(shapes):
         assert results["bbox"][metric] == pytest.approx(value, abs=1e-9)
 
 
+def test_the_box_convention_says_what_the_predicted_corners_mean(shapes):
+    # the ground truth as continuous corners (x + w): exact when read as "continuous", one pixel too
+    # wide when read as maskrcnn-benchmark's inclusive corners (the default)
+    predictions = []
+    for prediction in _gt_predictions(shapes, with_masks=False):
+        continuous = BoxList(prediction.bbox.clone(), prediction.size)
+        continuous.bbox[:, 2:] += RESIZED  # the last pixel's far edge, in the resized frame
+        continuous._copy_extra_fields(prediction)
+        predictions.append(continuous)
+    results, _ = evaluate(shapes, predictions, None, iou_types=("bbox",), box_convention="continuous")
+    assert results["bbox"]["AP"] == pytest.approx(1.0, abs=1e-6)
+    results, _ = evaluate(shapes, predictions, None, iou_types=("bbox",))
+    assert results["bbox"]["AP"] < 0.99
+
+
 def test_no_detection_at_all_gives_zero_ap(shapes):
     predictions = [p[[]] for p in _gt_predictions(shapes, with_masks=False)]
     results, _ = evaluate(shapes, predictions, None, iou_types=("bbox",))
