@@ -9,13 +9,15 @@ from .bounding_box import BoxList
 from .box_convention import DEFAULT_BOX_CONVENTION, box_convention
 
 
-def _nms(boxes, scores, iou_threshold, convention, suppresses_ties=None):
+def _nms(boxes, scores, iou_threshold, convention, suppresses_ties=None, categories=None):
     # Imported on use: the layers package wraps the compiled extension, and the structures must
     # stay importable (for data loading, tests, tools) without pulling it in.
-    from maskrcnn_benchmark.layers import nms
+    from maskrcnn_benchmark.layers.nms import batched_nms, nms
 
     threshold, legacy = convention.nms_arguments(iou_threshold, suppresses_ties)
-    return nms(boxes, scores, threshold, legacy=legacy)
+    if categories is None:
+        return nms(boxes, scores, threshold, legacy=legacy)
+    return batched_nms(boxes, scores, categories, threshold, legacy=legacy)
 
 
 def boxlist_nms(boxlist, nms_thresh, max_proposals=-1, score_field="scores", convention=DEFAULT_BOX_CONVENTION):
@@ -36,24 +38,18 @@ def boxlist_nms(boxlist, nms_thresh, max_proposals=-1, score_field="scores", con
 
 def boxlist_ml_nms(boxlist, nms_thresh, max_proposals=-1, score_field="scores", label_field="labels",
                    convention=DEFAULT_BOX_CONVENTION, suppresses_ties=False):
-    """Per-class NMS: boxes only suppress boxes with the same value of ``label_field``.
-
-    All classes go through one NMS call: each class's boxes are shifted by a class-specific
-    offset larger than any coordinate, so boxes of different classes never overlap. A box whose
-    IoU equals the threshold is kept unless ``suppresses_ties`` (the forks' ``ml_nms`` kernel, which
-    only exists for CUDA, compares with ``>``; None: the convention's rule).
+    """Per-class NMS: boxes only suppress boxes with the same value of ``label_field``
+    (``layers.batched_nms``: with maskrcnn-benchmark's convention one pass per class, as its code
+    does). A box whose IoU equals the threshold is kept unless ``suppresses_ties`` (the forks'
+    ``ml_nms`` kernel, which only exists for CUDA, compares with ``>``; None: the convention's rule).
     """
     if nms_thresh <= 0 or len(boxlist) == 0:
         return boxlist
     convention = box_convention(convention)
     mode = boxlist.mode
     boxlist = boxlist.convert("xyxy", convention)
-    # In float64, so that the shift does not round the IoUs (see layers.batched_nms).
-    boxes = boxlist.bbox.double()
-    labels = boxlist.get_field(label_field)
-    offsets = labels.to(boxes.dtype) * (boxes.max() - boxes.min() + 1 + convention.pixel_offset)
-    shifted = boxes - boxes.min() + offsets[:, None]
-    keep = _nms(shifted, boxlist.get_field(score_field).double(), nms_thresh, convention, suppresses_ties)
+    keep = _nms(boxlist.bbox, boxlist.get_field(score_field), nms_thresh, convention, suppresses_ties,
+                categories=boxlist.get_field(label_field))
     if max_proposals > 0:
         keep = keep[:max_proposals]
     return boxlist[keep].convert(mode, convention)
