@@ -31,6 +31,7 @@ Data sets and evaluation speak the continuous frame (a COCO ``[x, y, w, h]`` cov
 is ``x + w - 1`` in maskrcnn-benchmark's), at exactly the places maskrcnn-benchmark does.
 """
 import math
+import struct
 from dataclasses import dataclass
 
 import torch
@@ -132,7 +133,9 @@ class BoxConvention:
         """``(threshold, legacy)`` for ``layers.nms``: the kernel's ``legacy`` mode (+1 areas,
         suppression at IoU >= threshold) when corners are inclusive; suppression strictly above the
         threshold there is the same test at the next double above the threshold. ``suppresses_ties``
-        overrides the convention's tie rule (None: the convention's)."""
+        overrides the convention's tie rule (None: the convention's). maskrcnn-benchmark's kernels
+        take the threshold as a float32 and compare float32 IoUs with it: so does this (0.6 is
+        0.6000000238..., which an IoU of 3 / 5 in float32 equals)."""
         threshold = float(iou_threshold)
         ties = self.nms_suppresses_ties if suppresses_ties is None else suppresses_ties
         if not self.pixel_offset:
@@ -140,6 +143,7 @@ class BoxConvention:
                 raise ValueError(f"box convention {self.name!r}: NMS with continuous boxes only "
                                  "suppresses above the threshold")
             return threshold, False
+        threshold = struct.unpack("f", struct.pack("f", threshold))[0]
         return (threshold if ties else math.nextafter(threshold, math.inf)), True
 
     def resized_side(self, side):

@@ -119,6 +119,19 @@ def test_nms_keep_list_with_an_iou_equal_to_the_threshold(convention, kept):
     assert boxlist_ml_nms(boxes, 0.5, convention=convention).get_field("ids").tolist() == [0, 1, 2]
 
 
+def test_the_threshold_is_a_float32_as_in_maskrcnn_benchmarks_kernels():
+    # inclusive corners: 5 x 1 and 3 x 1 pixels, one inside the other: IoU 3 / 5, which in float32 is
+    # 0.6000000238 = float32(0.6). IoU >= 0.6 (the CPU kernel) suppresses; the forks' ml_nms (IoU > 0.6
+    # in float32) keeps both, where a comparison with the double 0.6 would suppress
+    boxes = BoxList(torch.tensor([[0.0, 0.0, 4.0, 0.0], [1.0, 0.0, 3.0, 0.0]]), (10, 10))
+    boxes.add_field("scores", torch.tensor([0.9, 0.8]))
+    boxes.add_field("labels", torch.tensor([1, 1]))
+    assert boxlist_iou(boxes, boxes, MASKRCNN_BENCHMARK)[0, 1].item() == torch.tensor(0.6).item()
+    assert len(boxlist_nms(boxes, 0.6, convention=MASKRCNN_BENCHMARK)) == 1
+    assert len(boxlist_ml_nms(boxes, 0.6, convention=MASKRCNN_BENCHMARK)) == 2
+    assert len(boxlist_nms(boxes, 0.6, convention=MASKRCNN_BENCHMARK_CUDA)) == 2
+
+
 def test_one_pixel_boxes_are_not_empty_with_inclusive_corners():
     # a box with x1 == x2 is one column of pixels: IoU 1 with itself, and NMS suppresses its copy
     boxes = BoxList(torch.tensor([[5.0, 0.0, 5.0, 9.0]] * 2), (20, 20))
