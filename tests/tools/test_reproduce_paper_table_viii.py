@@ -38,7 +38,8 @@ def test_table_viii_runs_every_method_of_both_detectors_from_its_shapes_yaml():
         settings = stage_settings(merged, stage)
         assert (settings.soft, settings.hard) == expected[name], name
         if name.startswith("faster_rcnn"):  # the same RoI pool for all five
-            assert merged.MODEL.RPN.FPN_POST_NMS_TOP_N_TRAIN == 2048
+            assert merged.MODEL.RPN.FPN_POST_NMS_TOP_N_TRAIN == 256
+            assert merged.MODEL.RPN.FPN_POST_NMS_PER_BATCH is False  # per image for all five
             assert merged.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE == 128
         else:
             assert tool.table_overrides(run) == []
@@ -59,7 +60,7 @@ def test_run_one_trains_the_yaml_itself_with_the_pool_override(tmp_path, monkeyp
     tool.run_one(run, 600, str(tmp_path), "python", seed=1, threads=1)
     command = seen["command"]
     assert command[command.index("--config-file") + 1].endswith("configs/shapes/faster_rcnn_R_18_FPN_shapes_isr.yaml")
-    assert command[command.index("MODEL.RPN.FPN_POST_NMS_TOP_N_TRAIN") + 1] == "2048"
+    assert command[command.index("MODEL.RPN.FPN_POST_NMS_TOP_N_TRAIN") + 1] == "256"
     assert command[command.index("SOLVER.MAX_ITER") + 1] == "600"
     assert command[command.index("SOLVER.STEPS") + 1] == "(450,)"
 
