@@ -116,6 +116,37 @@ class SamplingFreeGradNorms(HookBase):
             self.trainer.storage.put_scalars(**classification_grad_norms(self.trainer.model))
 
 
+class GradientClipping(HookBase):
+    """Clips the gradients after the backward pass: ``"norm"`` rescales them together so that their
+    ``norm_type`` norm is at most ``clip_value``, ``"value"`` clamps every entry to
+    ``[-clip_value, clip_value]``. Puts ``grad_norm`` (the norm before clipping, "norm" only)."""
+
+    CLIP_TYPES = ("norm", "value")
+
+    def __init__(self, clip_type, clip_value, norm_type=2.0):
+        if clip_type not in self.CLIP_TYPES:
+            raise ValueError(f"SOLVER.CLIP_GRADIENTS.CLIP_TYPE must be one of {self.CLIP_TYPES}, got {clip_type!r}")
+        if not float(clip_value) > 0:
+            raise ValueError(f"SOLVER.CLIP_GRADIENTS.CLIP_VALUE must be > 0, got {clip_value!r}")
+        if not float(norm_type) > 0:
+            raise ValueError(f"SOLVER.CLIP_GRADIENTS.NORM_TYPE must be > 0, got {norm_type!r}")
+        self.clip_type, self.clip_value, self.norm_type = clip_type, float(clip_value), float(norm_type)
+
+    @classmethod
+    def from_config(cls, cfg):
+        """The hook the config asks for, or None when clipping is off."""
+        clip = cfg.SOLVER.CLIP_GRADIENTS
+        return cls(clip.CLIP_TYPE, clip.CLIP_VALUE, clip.NORM_TYPE) if clip.ENABLED else None
+
+    def after_backward(self):
+        parameters = [p for p in self.trainer.model.parameters() if p.grad is not None]
+        if self.clip_type == "value":
+            torch.nn.utils.clip_grad_value_(parameters, self.clip_value)
+            return
+        norm = torch.nn.utils.clip_grad_norm_(parameters, self.clip_value, self.norm_type)
+        self.trainer.storage.put_scalar("grad_norm", float(norm))
+
+
 class PeriodicCheckpointer(HookBase):
     """Saves ``model_<iteration>`` every ``period`` iterations and ``model_final`` at the end, with
     ``arguments`` (iteration and whatever the caller keeps there) and every process's random
