@@ -13,6 +13,7 @@ import time
 import torch
 
 from maskrcnn_benchmark.modeling.sampling_free import classification_grad_norms, measure_and_apply_optimal_bias
+from maskrcnn_benchmark.solver.build import gradient_clipping
 from maskrcnn_benchmark.utils.checkpoint import capture_rng_state, restore_rng_state
 from maskrcnn_benchmark.utils.comm import all_gather, get_rank, get_world_size
 
@@ -121,22 +122,14 @@ class GradientClipping(HookBase):
     ``norm_type`` norm is at most ``clip_value``, ``"value"`` clamps every entry to
     ``[-clip_value, clip_value]``. Puts ``grad_norm`` (the norm before clipping, "norm" only)."""
 
-    CLIP_TYPES = ("norm", "value")
-
     def __init__(self, clip_type, clip_value, norm_type=2.0):
-        if clip_type not in self.CLIP_TYPES:
-            raise ValueError(f"SOLVER.CLIP_GRADIENTS.CLIP_TYPE must be one of {self.CLIP_TYPES}, got {clip_type!r}")
-        if not float(clip_value) > 0:
-            raise ValueError(f"SOLVER.CLIP_GRADIENTS.CLIP_VALUE must be > 0, got {clip_value!r}")
-        if not float(norm_type) > 0:
-            raise ValueError(f"SOLVER.CLIP_GRADIENTS.NORM_TYPE must be > 0, got {norm_type!r}")
-        self.clip_type, self.clip_value, self.norm_type = clip_type, float(clip_value), float(norm_type)
+        self.clip_type, self.clip_value, self.norm_type = clip_type, clip_value, norm_type
 
     @classmethod
     def from_config(cls, cfg):
-        """The hook the config asks for, or None when clipping is off."""
-        clip = cfg.SOLVER.CLIP_GRADIENTS
-        return cls(clip.CLIP_TYPE, clip.CLIP_VALUE, clip.NORM_TYPE) if clip.ENABLED else None
+        """The hook SOLVER.CLIP_GRADIENTS asks for, or None when clipping is off."""
+        settings = gradient_clipping(cfg)
+        return None if settings is None else cls(*settings)
 
     def after_backward(self):
         parameters = [p for p in self.trainer.model.parameters() if p.grad is not None]

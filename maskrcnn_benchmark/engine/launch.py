@@ -12,7 +12,6 @@ from maskrcnn_benchmark.config import cfg as default_cfg
 from maskrcnn_benchmark.data import make_data_loader
 from maskrcnn_benchmark.data.datasets.registration import register_datasets_from_config
 from maskrcnn_benchmark.utils.collect_env import collect_env_info
-from maskrcnn_benchmark.engine.hooks import GradientClipping
 from maskrcnn_benchmark.utils.comm import get_rank, get_world_size, synchronize
 from maskrcnn_benchmark.utils.device import resolve_device
 from maskrcnn_benchmark.utils.logger import FILE_ONLY, setup_logger
@@ -30,7 +29,6 @@ def load_config(config_file, opts):
     cfg.merge_from_list(list(opts))
     cfg.freeze()
     register_datasets_from_config(cfg)  # DATASETS.REGISTER names resolve from here on
-    GradientClipping.from_config(cfg)  # a bad SOLVER.CLIP_GRADIENTS value stops here, before any output
     return cfg
 
 

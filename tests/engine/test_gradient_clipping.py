@@ -11,6 +11,7 @@ from helpers import SHAPES_CONFIGS, read_metrics
 from maskrcnn_benchmark.engine.events import EventStorage
 from maskrcnn_benchmark.engine.hooks import GradientClipping
 from maskrcnn_benchmark.engine.launch import load_config
+from maskrcnn_benchmark.solver import check_solver_config
 
 
 def hooked(model, hook):
@@ -57,15 +58,20 @@ def test_value_clipping_clamps_every_entry():
     torch.testing.assert_close(model.b.grad, torch.tensor([0.0, -1.0]))
 
 
-def test_off_by_default_and_bad_values_are_named_at_config_load():
+def test_off_by_default_and_bad_values_are_named_before_anything_is_written(train_net, tmp_path):
     assert GradientClipping.from_config(load_config(None, [])) is None
     hook = GradientClipping.from_config(load_config(None, ["SOLVER.CLIP_GRADIENTS.ENABLED", "True"]))
     assert (hook.clip_type, hook.clip_value, hook.norm_type) == ("norm", 35.0, 2.0)
     for key, value, culprit in (("CLIP_TYPE", "full_model", "CLIP_TYPE.*full_model"),
                                 ("CLIP_VALUE", "0.0", "CLIP_VALUE.*> 0"),
                                 ("NORM_TYPE", "-1.0", "NORM_TYPE.*> 0")):
+        overrides = ["SOLVER.CLIP_GRADIENTS.ENABLED", "True", f"SOLVER.CLIP_GRADIENTS.{key}", value]
         with pytest.raises(ValueError, match=culprit):
-            load_config(None, ["SOLVER.CLIP_GRADIENTS.ENABLED", "True", f"SOLVER.CLIP_GRADIENTS.{key}", value])
+            check_solver_config(load_config(None, overrides))
+    output = tmp_path / "refused"
+    with pytest.raises(ValueError, match="CLIP_VALUE"):
+        train_net(output, "SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_VALUE", "-1.0")
+    assert not output.exists()
 
 
 def test_train_net_with_clipping_logs_the_norm_and_bounds_the_step(train_net, tmp_path):
