@@ -432,6 +432,19 @@ def environment_line(settings):
     )
 
 
+def print_and_save(args, settings, note, measure, table, json_key):
+    """What every benchmark's main ends with: the environment line and ``note``, then
+    ``rows = measure()`` printed as ``table(rows)`` and, with ``--json``, written under ``json_key``
+    beside the settings. Returns the rows."""
+    print(environment_line(settings))
+    print(note + "\n")
+    rows = measure()
+    print(table(rows))
+    if args.json:
+        write_json(args.json, {"settings": settings_dict(settings), json_key: rows})
+    return rows
+
+
 def write_json(path, payload):
     with open(path, "w") as handle:
         json.dump(payload, handle, indent=2)

@@ -89,16 +89,11 @@ def main(argv=None):
     if unknown:
         parser.error(f"--models: no heuristics for {unknown}; choose from {', '.join(METHODS)}")
 
-    print(common.environment_line(settings))
-    print("peak MiB: the most memory a step allocates above what is allocated when it starts; "
-          f"each cell: the {args.repeats} round(s) of measurement\n")
-    rows = []
-    for name in names:
-        rows.extend(measure_detector(name, settings, args.repeats))
-    print(cost_table(rows))
-    if args.json:
-        common.write_json(args.json, {"settings": common.settings_dict(settings), "rows": rows})
-    return rows
+    note = ("peak MiB: the most memory a step allocates above what is allocated when it starts; "
+            f"each cell: the {args.repeats} round(s) of measurement")
+    return common.print_and_save(
+        args, settings, note, lambda: [row for name in names for row in measure_detector(name, settings, args.repeats)],
+        cost_table, "rows")
 
 
 if __name__ == "__main__":

@@ -96,13 +96,9 @@ def main(argv=None):
     settings = common.settings_from_args(args)
     names = common.parse_model_names(args.models)
 
-    print(common.environment_line(settings))
-    print("detections: boxes returned for the batch in the last timed call (random weights)\n")
-    rows = benchmark_inference(settings, names)
-    print(inference_table(rows))
-    if args.json:
-        common.write_json(args.json, {"settings": common.settings_dict(settings), "inference": rows})
-    return rows
+    return common.print_and_save(
+        args, settings, "detections: boxes returned for the batch in the last timed call (random weights)",
+        lambda: benchmark_inference(settings, names), inference_table, "inference")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,6 @@
-import json
-import os
-
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
+from gloo_group import run_in_gloo_group
 
 from maskrcnn_benchmark.utils import comm
 
@@ -21,34 +18,26 @@ def test_single_process_behaves_as_rank_zero_of_one():
     assert comm.reduce_dict(losses) is losses
 
 
-def _worker(rank, world_size, rendezvous_file, output_dir):
-    os.environ["LOCAL_RANK"] = str(rank)
-    dist.init_process_group("gloo", init_method=f"file://{rendezvous_file}", rank=rank, world_size=world_size)
-    try:
-        # a picklable object whose size differs between ranks
-        gathered = comm.all_gather({"rank": rank, "items": list(range(rank + 2))})
-        losses = {"loss_b": torch.tensor(10.0 * rank), "loss_a": torch.tensor(rank + 1.0)}
-        averaged = comm.reduce_dict(losses, average=True)
-        summed = comm.reduce_dict(losses, average=False)
-        comm.synchronize()
-        result = {
-            "world_size": comm.get_world_size(),
-            "rank": comm.get_rank(),
-            "local_rank": comm.get_local_rank(),
-            "main": comm.is_main_process(),
-            "gathered": gathered,
-            "averaged": {name: value.item() for name, value in averaged.items()},
-            "summed": {name: value.item() for name, value in summed.items()},
-        }
-        with open(os.path.join(output_dir, f"rank{rank}.json"), "w") as f:
-            json.dump(result, f)
-    finally:
-        dist.destroy_process_group()
+def _collectives(rank, world_size):
+    # a picklable object whose size differs between ranks
+    gathered = comm.all_gather({"rank": rank, "items": list(range(rank + 2))})
+    losses = {"loss_b": torch.tensor(10.0 * rank), "loss_a": torch.tensor(rank + 1.0)}
+    averaged = comm.reduce_dict(losses, average=True)
+    summed = comm.reduce_dict(losses, average=False)
+    comm.synchronize()
+    return {
+        "world_size": comm.get_world_size(),
+        "rank": comm.get_rank(),
+        "local_rank": comm.get_local_rank(),
+        "main": comm.is_main_process(),
+        "gathered": gathered,
+        "averaged": {name: value.item() for name, value in averaged.items()},
+        "summed": {name: value.item() for name, value in summed.items()},
+    }
 
 
 def test_two_process_gloo_group(tmp_path):
-    mp.spawn(_worker, args=(2, str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=2, join=True)
-    results = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(2)]
+    results = run_in_gloo_group(_collectives, tmp_path)
     expected_gather = [{"rank": 0, "items": [0, 1]}, {"rank": 1, "items": [0, 1, 2]}]
     for rank, result in enumerate(results):
         assert result["world_size"] == 2

@@ -9,6 +9,12 @@ localisation losses; the Sampling-Free diagnostics (``sf_<stage>_g``, ``sf_<stag
 ``sf_<stage>_cls_grad_norm``, a line per stage); the learning rate; validation AP (the ``val/...``
 records of SOLVER.TEST_PERIOD, and the final evaluation of OUTPUT_DIR/inference/<dataset>/metrics.json
 as markers at the run's last iteration). Runs differ by colour, the lines of one run by style.
+
+    python tools/plot_metrics.py OUTPUT_DIR --delta-dynamics [--output delta.png]
+
+draws instead, for one run, the guided loss scaling of each stage that learns delta (eq. 23): delta
+beside 1 / L_loc, where dL/d delta = L_loc - 1 / delta vanishes; g = L_loc / L_cls; and L_loc, L_cls
+and the scaled classification term g * delta * L_cls (= delta * L_loc), which delta drives to 1.
 """
 import argparse
 import glob
@@ -164,6 +170,68 @@ def plot_runs(runs, output_path):
     return output_path
 
 
+def delta_dynamics_series(records):
+    """``{stage: {name: (iterations, values)}}`` for every stage that logged ``sf_<stage>_delta``:
+    "delta", "1 / L_loc", "g", "L_loc", "L_cls" and "g * delta * L_cls" (computed as delta * L_loc,
+    since g * L_cls = L_loc), at the iterations where the stage logged all four of
+    ``sf_<stage>_{delta,g,loc,cls}``."""
+    keys = set().union(*records)
+    stages = sorted(m.group(1) for k in keys for m in [re.match(r"^sf_(.+)_delta$", k)] if m)
+    series = {}
+    for stage in stages:
+        names = {part: f"sf_{stage}_{part}" for part in ("delta", "g", "loc", "cls")}
+        rows = [r for r in records if all(r.get(k) is not None for k in names.values())]
+        if not rows:
+            raise ValueError(f"stage {stage!r} logged {names['delta']} but never all of {sorted(names.values())}")
+        iterations = [r["iteration"] for r in rows]
+        value = {part: [r[k] for r in rows] for part, k in names.items()}
+        series[stage] = {
+            "delta": (iterations, value["delta"]),
+            "1 / L_loc": (iterations, [1.0 / loc if loc > 0 else float("nan") for loc in value["loc"]]),
+            "g": (iterations, value["g"]),
+            "L_loc": (iterations, value["loc"]),
+            "L_cls": (iterations, value["cls"]),
+            "g * delta * L_cls": (iterations, [d * loc for d, loc in zip(value["delta"], value["loc"])]),
+        }
+    return series
+
+
+# (panel title, the series drawn on it, log scale)
+DELTA_PANELS = (
+    ("delta and 1 / L_loc (its fixed point)", ("delta", "1 / L_loc"), False),
+    ("guidance ratio g = L_loc / L_cls", ("g",), False),
+    ("losses", ("L_loc", "L_cls", "g * delta * L_cls"), True),
+)
+
+
+def delta_dynamics_figure(run):
+    """One run's delta dynamics (``delta_dynamics_series``): a column of panels per stage."""
+    series = delta_dynamics_series(run.records)
+    if not series:
+        raise ValueError(f"{run.output_dir}: no sf_<stage>_delta logged (GUIDED: guided trains delta)")
+    figure, axes = plt.subplots(len(DELTA_PANELS), len(series), figsize=(6.5 * len(series), 2.6 * len(DELTA_PANELS)),
+                                squeeze=False, sharex=True)
+    for column, (stage, lines) in enumerate(series.items()):
+        for axis, (title, names, log_scale) in zip(axes[:, column], DELTA_PANELS):
+            for style, name in zip(LINE_STYLES, names):
+                axis.plot(*lines[name], style, label=name)
+            if log_scale:
+                axis.set_yscale("log")
+            axis.set_title(f"{stage}: {title}", fontsize=10)
+            axis.set_xlabel("iteration")
+            axis.grid(True, alpha=0.3)
+            axis.legend(fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def plot_delta_dynamics(run, output_path):
+    figure = delta_dynamics_figure(run)
+    figure.savefig(output_path, dpi=90)
+    plt.close(figure)
+    return output_path
+
+
 def plot_metrics(metrics_path, output_path):
     """One run's curves (kept for callers of the single-run form)."""
     return plot_runs([Run(metrics_path)], output_path)
@@ -183,8 +251,13 @@ def main(argv=None):
     parser.add_argument("runs", nargs="+", help="OUTPUT_DIRs or metrics.json files written by tools/train_net.py")
     parser.add_argument("--labels", default=None, help="comma-separated legend names, one per run (default: folder names)")
     parser.add_argument("--output", default=None,
-                        help="PNG to write (default: loss_curves.png beside the first run's metrics)")
+                        help="PNG to write (default: loss_curves.png, with --delta-dynamics delta_dynamics.png, "
+                             "beside the first run's metrics)")
+    parser.add_argument("--delta-dynamics", action="store_true",
+                        help="for one run: delta beside 1 / L_loc, g and the losses of each stage learning delta")
     args = parser.parse_args(argv)
+    if args.delta_dynamics and len(args.runs) != 1:
+        parser.error(f"--delta-dynamics draws one run, got {len(args.runs)}")
     labels = args.labels.split(",") if args.labels else [None] * len(args.runs)
     if len(labels) != len(args.runs):
         parser.error(f"--labels names {len(labels)} runs but {len(args.runs)} were given")
@@ -192,6 +265,9 @@ def main(argv=None):
         runs = [Run(path, label) for path, label in zip(args.runs, labels)]
     except FileNotFoundError as err:
         parser.error(str(err))
+    if args.delta_dynamics:
+        print(plot_delta_dynamics(runs[0], args.output or os.path.join(runs[0].output_dir, "delta_dynamics.png")))
+        return
     output = args.output or os.path.join(runs[0].output_dir, "loss_curves.png")
     for line in summary(runs):
         print(line)

@@ -78,9 +78,11 @@ TABLE_VIII = (
 TABLE_VIII_TITLES = {"retinanet": "RetinaNet", "faster_rcnn": "Faster R-CNN"}
 # The shapes Faster R-CNN keeps 1000 proposals per batch of 8 (~125 per image), about its 128-RoI
 # budget, so a sampler would have almost nothing to choose from. Table VIII's Faster R-CNN runs
-# (all five alike) keep 2048 per batch (~256 per image, about 2x the budget, as maskrcnn-benchmark's
-# COCO setting: 1000 proposals per image for 512 RoIs).
-TABLE_VIII_FASTER_RCNN_OVERRIDES = ("MODEL.RPN.FPN_POST_NMS_TOP_N_TRAIN", "2048")
+# (all five alike, per image as the Sampling-Free yaml counts them, whatever the batch) keep 256
+# proposals per image, about 2x the budget, as maskrcnn-benchmark's COCO setting (1000 proposals
+# per image for 512 RoIs).
+TABLE_VIII_FASTER_RCNN_OVERRIDES = ("MODEL.RPN.FPN_POST_NMS_PER_BATCH", "False",
+                                    "MODEL.RPN.FPN_POST_NMS_TOP_N_TRAIN", "256")
 # Training iterations per run when --iters is not given: long enough for AP to settle on shapes,
 # short enough for the 16 runs of "--tables VIII --seeds 0 1 --jobs 2" to take under an hour on an
 # idle 2-core machine.
@@ -178,8 +180,8 @@ def final_ap(output_dir):
 def run_one(run, iters, out_root, python, seed=None, threads=None):
     """One training run; ``seed`` (None: the config's SEED) names its own output folder, and
     ``threads`` caps its torch threads when several runs share the machine."""
-    table, name, _, base, ablation = run
-    run_id = name if seed is None else f"{name}_seed{seed}"
+    _, _, _, base, ablation = run
+    run_id = _run_id(run, seed)
     output_dir = os.path.join(out_root, run_id)
     steps = f"({int(iters * 0.75)},)"
     command = [
@@ -199,23 +201,49 @@ def run_one(run, iters, out_root, python, seed=None, threads=None):
     started = time.time()
     completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env)
     seconds = time.time() - started
+    text = completed.stdout + completed.stderr
     with open(os.path.join(out_root, run_id + ".log"), "w") as handle:
-        handle.write(" ".join(command) + "\n\n" + completed.stdout + completed.stderr)
-    history = read_json_lines(os.path.join(output_dir, "metrics.json"))
-    diverged_at = None
-    if completed.returncode != 0:
-        text = completed.stdout + completed.stderr
-        stopped = re.search(r"non-finite loss at iteration (\d+)", text)
-        if stopped:
-            diverged_at = int(stopped.group(1))
-        else:
-            raise RuntimeError(f"run {run_id} failed (exit {completed.returncode}); see {run_id}.log:\n"
-                               + text[-2000:])
+        handle.write(" ".join(command) + "\n\n" + text)
+    diverged_at = _diverged_at(text)
+    if completed.returncode != 0 and diverged_at is None:
+        raise RuntimeError(f"run {run_id} failed (exit {completed.returncode}); see {run_id}.log:\n" + text[-2000:])
+    return _result(run, seed, seconds, output_dir, diverged_at)
+
+
+def _run_id(run, seed):
+    return run[1] if seed is None else f"{run[1]}_seed{seed}"
+
+
+def _diverged_at(text):
+    stopped = re.search(r"non-finite loss at iteration (\d+)", text)
+    return int(stopped.group(1)) if stopped else None
+
+
+def _result(run, seed, seconds, output_dir, diverged_at):
     return {
-        "table": table, "name": name, "seed": seed, "seconds": round(seconds, 1),
+        "table": run[0], "name": run[1], "seed": seed, "seconds": round(seconds, 1),
         "ap": None if diverged_at is not None else final_ap(output_dir),
-        "diverged_at": diverged_at, "history": history,
+        "diverged_at": diverged_at, "history": read_json_lines(os.path.join(output_dir, "metrics.json")),
     }
+
+
+def finished_run(run, iters, out_root, seed=None):
+    """The result of this run if an earlier invocation finished it in ``out_root`` with ``iters``
+    iterations (its ``<run>.log`` is written when the training exits; it trained to an AP or
+    diverged), else None. Its time is the span from its config.yml to its log."""
+    run_id = _run_id(run, seed)
+    log, output_dir = os.path.join(out_root, run_id + ".log"), os.path.join(out_root, run_id)
+    config = os.path.join(output_dir, "config.yml")
+    if not (os.path.exists(log) and os.path.exists(config)):
+        return None
+    with open(config) as handle:
+        if int(yaml.safe_load(handle)["SOLVER"]["MAX_ITER"]) != iters:
+            return None
+    with open(log) as handle:
+        diverged_at = _diverged_at(handle.read())
+    seconds = os.path.getmtime(log) - os.path.getmtime(config)
+    result = _result(run, seed, seconds, output_dir, diverged_at)
+    return result if diverged_at is not None or result["ap"] is not None else None
 
 
 def _one_cell(result):
@@ -486,6 +514,9 @@ def main(argv=None):
                         help="repeat every run with these SEED values (default: the config's seed, once)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="runs at a time; the machine's cores are split between them")
+    parser.add_argument("--reuse", action="store_true",
+                        help="read the runs an earlier invocation finished in --out (same iterations) instead of "
+                             "training them again; delete a run's folder and .log to train it anew")
     args = parser.parse_args(argv)
     if args.iters is not None and args.iters < 1:
         parser.error(f"--iters must be >= 1, got {args.iters}")
@@ -510,7 +541,9 @@ def main(argv=None):
 
     def execute(task):
         run, seed = task
-        result = run_one(run, iters[run[0]], out_root, sys.executable, seed=seed, threads=threads)
+        result = finished_run(run, iters[run[0]], out_root, seed) if args.reuse else None
+        if result is None:
+            result = run_one(run, iters[run[0]], out_root, sys.executable, seed=seed, threads=threads)
         tag = run[1] if seed is None else f"{run[1]} seed {seed}"
         print(f"{tag}: {_one_cell(result)} ({result['seconds']} s)", flush=True)
         return result

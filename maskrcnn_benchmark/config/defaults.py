@@ -384,6 +384,17 @@ _C.DATALOADER.SKIP_CORRUPT_IMAGES = False
 # Iterations between two log lines (console, log.txt, metrics.json, TensorBoard)
 _C.SOLVER.LOG_PERIOD = 20
 
+# Gradient clipping after the backward pass (detectron2's keys), off by default as in
+# maskrcnn-benchmark: CLIP_TYPE "norm" rescales all gradients together so that their NORM_TYPE norm is
+# at most CLIP_VALUE (torch.nn.utils.clip_grad_norm_; GHM-C's published setting: 35, L2), "value"
+# clamps every gradient entry to [-CLIP_VALUE, CLIP_VALUE]. The norm before clipping is logged as
+# grad_norm.
+_C.SOLVER.CLIP_GRADIENTS = CN()
+_C.SOLVER.CLIP_GRADIENTS.ENABLED = False
+_C.SOLVER.CLIP_GRADIENTS.CLIP_TYPE = "norm"
+_C.SOLVER.CLIP_GRADIENTS.CLIP_VALUE = 35.0
+_C.SOLVER.CLIP_GRADIENTS.NORM_TYPE = 2.0
+
 # Seed for python, numpy and torch; data order and initialisation follow from it
 _C.SEED = 0
 

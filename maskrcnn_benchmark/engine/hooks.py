@@ -13,6 +13,7 @@ import time
 import torch
 
 from maskrcnn_benchmark.modeling.sampling_free import classification_grad_norms, measure_and_apply_optimal_bias
+from maskrcnn_benchmark.solver.build import gradient_clipping
 from maskrcnn_benchmark.utils.checkpoint import capture_rng_state, restore_rng_state
 from maskrcnn_benchmark.utils.comm import all_gather, get_rank, get_world_size
 
@@ -114,6 +115,29 @@ class SamplingFreeGradNorms(HookBase):
     def after_backward(self):
         if _due(self.trainer.iter, self.period, self.trainer.max_iter):
             self.trainer.storage.put_scalars(**classification_grad_norms(self.trainer.model))
+
+
+class GradientClipping(HookBase):
+    """Clips the gradients after the backward pass: ``"norm"`` rescales them together so that their
+    ``norm_type`` norm is at most ``clip_value``, ``"value"`` clamps every entry to
+    ``[-clip_value, clip_value]``. Puts ``grad_norm`` (the norm before clipping, "norm" only)."""
+
+    def __init__(self, clip_type, clip_value, norm_type=2.0):
+        self.clip_type, self.clip_value, self.norm_type = clip_type, clip_value, norm_type
+
+    @classmethod
+    def from_config(cls, cfg):
+        """The hook SOLVER.CLIP_GRADIENTS asks for, or None when clipping is off."""
+        settings = gradient_clipping(cfg)
+        return None if settings is None else cls(*settings)
+
+    def after_backward(self):
+        parameters = [p for p in self.trainer.model.parameters() if p.grad is not None]
+        if self.clip_type == "value":
+            torch.nn.utils.clip_grad_value_(parameters, self.clip_value)
+            return
+        norm = torch.nn.utils.clip_grad_norm_(parameters, self.clip_value, self.norm_type)
+        self.trainer.storage.put_scalar("grad_norm", float(norm))
 
 
 class PeriodicCheckpointer(HookBase):

@@ -235,7 +235,8 @@ def do_train(cfg, model, data_loader, data_loader_val, optimizer, scheduler, che
         training_hooks.OptimalBiasInit(cfg, data_loader.dataset),
         training_hooks.IterationTimer(),
         training_hooks.LRScheduler(optimizer, scheduler),
-        training_hooks.SamplingFreeGradNorms(log_period),
+        training_hooks.SamplingFreeGradNorms(log_period),  # before clipping: the raw norms
+        training_hooks.GradientClipping.from_config(cfg),
         training_hooks.PeriodicCheckpointer(checkpointer, checkpoint_period, arguments),
         evaluation,
         training_hooks.PeriodicWriter(default_writers(cfg, max_iter), log_period, device),

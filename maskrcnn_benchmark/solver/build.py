@@ -69,6 +69,23 @@ def make_lr_scheduler(cfg, optimizer):
     )
 
 
+CLIP_TYPES = ("norm", "value")
+
+
+def gradient_clipping(cfg):
+    """``(clip_type, clip_value, norm_type)`` of SOLVER.CLIP_GRADIENTS, or None when it is off; a
+    bad value is an error naming its key."""
+    clip = cfg.SOLVER.CLIP_GRADIENTS
+    if not clip.ENABLED:
+        return None
+    if clip.CLIP_TYPE not in CLIP_TYPES:
+        raise ValueError(f"SOLVER.CLIP_GRADIENTS.CLIP_TYPE must be one of {CLIP_TYPES}, got {clip.CLIP_TYPE!r}")
+    for key in ("CLIP_VALUE", "NORM_TYPE"):
+        if not float(clip[key]) > 0:
+            raise ValueError(f"SOLVER.CLIP_GRADIENTS.{key} must be > 0, got {clip[key]!r}")
+    return clip.CLIP_TYPE, float(clip.CLIP_VALUE), float(clip.NORM_TYPE)
+
+
 def check_solver_config(cfg, world_size=1):
     """Errors naming the SOLVER key, for values that would only fail (or silently misbehave) once
     training has started."""
@@ -80,6 +97,7 @@ def check_solver_config(cfg, world_size=1):
     if not solver.BASE_LR > 0:
         raise ValueError(f"SOLVER.BASE_LR must be > 0, got {solver.BASE_LR}")
     check_milestones(solver.STEPS)
+    gradient_clipping(cfg)
     if solver.IMS_PER_BATCH % world_size != 0:
         raise ValueError(f"SOLVER.IMS_PER_BATCH ({solver.IMS_PER_BATCH}) is the global batch size and must be "
                          f"divisible by the number of processes ({world_size})")

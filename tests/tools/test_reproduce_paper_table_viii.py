@@ -38,7 +38,8 @@ def test_table_viii_runs_every_method_of_both_detectors_from_its_shapes_yaml():
         settings = stage_settings(merged, stage)
         assert (settings.soft, settings.hard) == expected[name], name
         if name.startswith("faster_rcnn"):  # the same RoI pool for all five
-            assert merged.MODEL.RPN.FPN_POST_NMS_TOP_N_TRAIN == 2048
+            assert merged.MODEL.RPN.FPN_POST_NMS_TOP_N_TRAIN == 256
+            assert merged.MODEL.RPN.FPN_POST_NMS_PER_BATCH is False  # per image for all five
             assert merged.MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE == 128
         else:
             assert tool.table_overrides(run) == []
@@ -59,7 +60,7 @@ def test_run_one_trains_the_yaml_itself_with_the_pool_override(tmp_path, monkeyp
     tool.run_one(run, 600, str(tmp_path), "python", seed=1, threads=1)
     command = seen["command"]
     assert command[command.index("--config-file") + 1].endswith("configs/shapes/faster_rcnn_R_18_FPN_shapes_isr.yaml")
-    assert command[command.index("MODEL.RPN.FPN_POST_NMS_TOP_N_TRAIN") + 1] == "2048"
+    assert command[command.index("MODEL.RPN.FPN_POST_NMS_TOP_N_TRAIN") + 1] == "256"
     assert command[command.index("SOLVER.MAX_ITER") + 1] == "600"
     assert command[command.index("SOLVER.STEPS") + 1] == "(450,)"
 
@@ -142,3 +143,41 @@ def test_the_results_section_replaces_its_previous_version_and_keeps_the_rest(tm
 def test_results_md_needs_table_viii():
     with pytest.raises(SystemExit):
         tool.main(["--tables", "IIa", "--results-md", "x.md", "--dry-run"])
+
+
+def finished_folder(out_root, run_id, max_iter, log_text, ap=None):
+    """What a finished run leaves in ``out_root``: its folder (config.yml, the evaluation's
+    metrics.json when it reached one) and its .log."""
+    folder = out_root / run_id
+    (folder / "inference" / "shapes_val").mkdir(parents=True)
+    (folder / "config.yml").write_text(f"SOLVER:\n  MAX_ITER: {max_iter}\n")
+    if ap is not None:
+        (folder / "inference" / "shapes_val" / "metrics.json").write_text(
+            '{"results": {"bbox": {"AP": %f}}}' % ap)
+    (out_root / f"{run_id}.log").write_text(log_text)
+
+
+def test_reuse_reads_finished_runs_and_trains_only_the_rest(tmp_path, monkeypatch):
+    focal, ghm = RUNS[0], RUNS[1]
+    finished_folder(tmp_path, "retinanet_focal_seed0", 600, "trained", ap=0.263)
+    finished_folder(tmp_path, "retinanet_ghm_seed0", 600, "non-finite loss at iteration 128: total=nan")
+    finished_folder(tmp_path, "retinanet_focal_seed1", 300, "trained", ap=0.2)  # another schedule
+    finished_folder(tmp_path, "retinanet_ghm_seed1", 600, "Traceback: killed")  # no AP, no divergence
+
+    assert tool.finished_run(focal, 600, str(tmp_path), seed=0)["ap"] == pytest.approx(0.263)
+    assert tool.finished_run(ghm, 600, str(tmp_path), seed=0)["diverged_at"] == 128
+    assert tool.finished_run(focal, 600, str(tmp_path), seed=1) is None
+    assert tool.finished_run(ghm, 600, str(tmp_path), seed=1) is None
+    assert tool.finished_run(RUNS[2], 600, str(tmp_path), seed=0) is None  # never ran
+
+    trained = []
+
+    def fake_run_one(run, iters, out_root, python, seed=None, threads=None):
+        trained.append((run[1], seed))
+        return tool._result(run, seed, 1.0, os.path.join(out_root, tool._run_id(run, seed)), None)
+
+    monkeypatch.setattr(tool, "run_one", fake_run_one)
+    monkeypatch.setattr(tool, "plot_curves", lambda results, out_root: [])
+    tool.main(["--tables", "VIII", "--only", "retinanet_focal", "retinanet_ghm", "--seeds", "0", "1",
+               "--out", str(tmp_path), "--reuse"])
+    assert sorted(trained) == [("retinanet_focal", 1), ("retinanet_ghm", 1)]

@@ -4,7 +4,7 @@ import torch
 
 from maskrcnn_benchmark.modeling.balanced_positive_negative_sampler import BalancedPositiveNegativeSampler
 
-from .base import HARD_STRATEGIES, HardStrategy, Selection
+from .base import HARD_STRATEGIES, HardStrategy, Selection, built_from_options
 
 
 def sampler_budget(settings, strategy):
@@ -38,13 +38,19 @@ class BudgetedSampling(HardStrategy):
     many to keep and what ``image_inputs`` prepared for the image (e.g. its losses); the default
     draws uniformly at random. ``choose_negatives`` may also weight what it keeps (ISR-N)."""
 
+    # The strategy's HARD_OPTIONS with their defaults; each reaches the constructor as the keyword
+    # of its lower-case name (NUM_BINS -> num_bins), after the stage's budget.
+    option_defaults = {}
+
     def __init__(self, batch_size_per_image, positive_fraction):
         self.sampler = BalancedPositiveNegativeSampler(batch_size_per_image, positive_fraction)
 
     @classmethod
     def from_settings(cls, settings):
-        settings.options("HARD", {})
-        return cls(*sampler_budget(settings, cls.__name__))
+        options = settings.options("HARD", cls.option_defaults)
+        budget = sampler_budget(settings, settings.hard)
+        return built_from_options(settings, "HARD", lambda: cls(
+            *budget, **{name.lower(): value for name, value in options.items()}))
 
     def image_inputs(self, candidates):
         """Per image, what the choices need beyond the labels (None: nothing)."""
@@ -82,11 +88,6 @@ class BudgetedSampling(HardStrategy):
 class BiasedSampling(BudgetedSampling):
     """Faster R-CNN's sampler: positives and negatives both drawn uniformly at random within the
     budget (maskrcnn-benchmark's ``BalancedPositiveNegativeSampler``, draw for draw)."""
-
-    @classmethod
-    def from_settings(cls, settings):
-        settings.options("HARD", {})
-        return cls(*sampler_budget(settings, "biased"))
 
 
 def as_hard_strategy(sampler):

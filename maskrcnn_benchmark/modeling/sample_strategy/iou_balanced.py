@@ -21,8 +21,8 @@ parts (balanced FPN, balanced L1 loss, instance-balanced positive sampling) are 
 """
 import torch
 
-from .base import HARD_STRATEGIES, built_from_options, check_range
-from .biased import BudgetedSampling, random_subset, sampler_budget, topped_up
+from .base import HARD_STRATEGIES, check_range
+from .biased import BudgetedSampling, random_subset, topped_up
 
 DEFAULTS = {"NUM_BINS": 3, "FLOOR_THRESH": -1.0, "FLOOR_FRACTION": 0.0}
 
@@ -35,6 +35,8 @@ def iou_bins(ious, low, high, num_bins):
 
 @HARD_STRATEGIES.register("iou_balanced")
 class IoUBalancedNegativeSampling(BudgetedSampling):
+    option_defaults = DEFAULTS
+
     def __init__(self, batch_size_per_image, positive_fraction, num_bins=3, floor_thresh=-1.0, floor_fraction=0.0):
         super().__init__(batch_size_per_image, positive_fraction)
         if int(num_bins) < 1:
@@ -42,14 +44,6 @@ class IoUBalancedNegativeSampling(BudgetedSampling):
         self.num_bins = int(num_bins)
         self.floor_thresh = float(floor_thresh)
         self.floor_fraction = check_range("iou_balanced", "FLOOR_FRACTION", floor_fraction, 0.0, 1.0)
-
-    @classmethod
-    def from_settings(cls, settings):
-        options = settings.options("HARD", DEFAULTS)
-        budget = sampler_budget(settings, "iou_balanced")
-        return built_from_options(settings, "HARD", lambda: cls(
-            *budget, num_bins=options["NUM_BINS"], floor_thresh=options["FLOOR_THRESH"],
-            floor_fraction=options["FLOOR_FRACTION"]))
 
     def image_inputs(self, candidates):
         return candidates.require("ious", "iou_balanced")

@@ -33,7 +33,7 @@ from maskrcnn_benchmark.structures.bounding_box import BoxList
 from maskrcnn_benchmark.structures.boxlist_ops import boxlist_iou
 
 from .base import HARD_STRATEGIES, SOFT_STRATEGIES, SOFTMAX, TrainedSamples, built_from_options, check_range
-from .biased import BudgetedSampling, random_subset, sampler_budget
+from .biased import BudgetedSampling, random_subset
 from .cross_entropy import CrossEntropy
 
 ISR_P_DEFAULTS = {"K": 2.0, "BIAS": 0.0}
@@ -156,6 +156,8 @@ class IoUHierarchicalReweighting(CrossEntropy):
 class ScoreHierarchicalSampling(BudgetedSampling):
     """Score-HLR sampling and weighting of negatives within the biased budget (module docstring)."""
 
+    option_defaults = ISR_N_DEFAULTS
+
     def __init__(self, batch_size_per_image, positive_fraction, k=0.5, bias=0.0, score_thresh=0.05,
                  iou_thresh=0.5):
         super().__init__(batch_size_per_image, positive_fraction)
@@ -163,14 +165,6 @@ class ScoreHierarchicalSampling(BudgetedSampling):
         self.bias = check_range("isr_n", "BIAS", bias, 0.0, 1.0)
         self.score_thresh = check_range("isr_n", "SCORE_THRESH", score_thresh, 0.0, 1.0)
         self.iou_thresh = check_range("isr_n", "IOU_THRESH", iou_thresh, 0.0, 1.0)
-
-    @classmethod
-    def from_settings(cls, settings):
-        options = settings.options("HARD", ISR_N_DEFAULTS)
-        budget = sampler_budget(settings, "isr_n")
-        return built_from_options(settings, "HARD", lambda: cls(
-            *budget, k=options["K"], bias=options["BIAS"], score_thresh=options["SCORE_THRESH"],
-            iou_thresh=options["IOU_THRESH"]))
 
     def image_inputs(self, candidates):
         """Per image: best foreground score and class, that class' predicted box, and the

@@ -12,8 +12,8 @@ mmdetection: the classification loss alone) or "total" (as the OHEM paper: class
 box regression; the two differ only for positives). Not included: the OHEM paper's NMS (IoU 0.7)
 among the RoIs before ranking, which mmdetection does not do either.
 """
-from .base import HARD_STRATEGIES, built_from_options
-from .biased import BudgetedSampling, sampler_budget
+from .base import HARD_STRATEGIES
+from .biased import BudgetedSampling
 
 RANKINGS = {"classification": "classification_losses", "total": "losses"}
 
@@ -25,17 +25,13 @@ def highest(indices, count, values):
 
 @HARD_STRATEGIES.register("ohem")
 class OnlineHardExampleMining(BudgetedSampling):
+    option_defaults = {"LOSS": "classification"}
+
     def __init__(self, batch_size_per_image, positive_fraction, loss="classification"):
         super().__init__(batch_size_per_image, positive_fraction)
         if loss not in RANKINGS:
             raise ValueError(f"ohem: LOSS must be one of {tuple(RANKINGS)}, got {loss!r}")
         self.loss = loss
-
-    @classmethod
-    def from_settings(cls, settings):
-        options = settings.options("HARD", {"LOSS": "classification"})
-        budget = sampler_budget(settings, "ohem")
-        return built_from_options(settings, "HARD", lambda: cls(*budget, loss=options["LOSS"]))
 
     def image_inputs(self, candidates):
         return candidates.require(RANKINGS[self.loss], "ohem")()
