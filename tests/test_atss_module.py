@@ -122,7 +122,9 @@ def test_classification_loss_matches_independent_formula(group, kind):
 
 
 def test_atss_count_samples_by_hand_and_bias():
-    module = build("ATSS", single_level_cfg("ATSS"))
+    cfg = single_level_cfg("ATSS")
+    cfg.MODEL.BOX_CONVENTION = "continuous"  # the counts below are for exact, symmetric anchors
+    module = build("ATSS", cfg)
     # 50x50 image: 5x5 anchors, 3 classes -> N = 75 per image. Box [12,12,38,38]: only the
     # centre anchor passes mean + std (see test_atss_selection); box [5,5,45,45]: all 9 candidates.
     first = BoxList(torch.tensor([[12.0, 12.0, 38.0, 38.0]]), (50, 50))
@@ -141,7 +143,9 @@ def test_atss_count_samples_by_hand_and_bias():
 
 
 def test_paa_count_samples_is_the_assignment_of_the_initial_constant_predictions():
-    module = build("PAA", single_level_cfg("PAA"))
+    cfg = single_level_cfg("PAA")
+    cfg.MODEL.BOX_CONVENTION = "continuous"  # the values below are for exact, symmetric anchors
+    module = build("PAA", cfg)
     # Box [12,12,38,38]: 9 anchors reach IoU 0.1. With every logit equal and zero regressions each
     # prediction is its anchor and the candidates' scores differ only by 1 - GIoU(anchor, box):
     # 0.408 (centre), 0.730 (4 edges), 0.981 (4 corners). The mixture (means 0.69 / 0.88, variances

@@ -4,6 +4,7 @@ import torch
 from torchvision.ops import box_iou
 
 from maskrcnn_benchmark.modeling.rpn.atss.selection import anchor_centerness, select_atss_positives
+from maskrcnn_benchmark.structures.box_convention import CONTINUOUS, MASKRCNN_BENCHMARK
 
 from helpers import square_grid
 
@@ -66,11 +67,12 @@ def test_no_boxes_gives_all_background():
     assert matched.shape == (9,) and (matched == -1).all()
 
 
-def naive_atss(levels, gt_boxes, topk):
-    """Straightforward per-box loops, as written in the ATSS paper's Algorithm 1."""
+def naive_atss(levels, gt_boxes, topk, convention):
+    """Straightforward per-box loops, as written in the ATSS paper's Algorithm 1 (torchvision's IoU
+    of the boxes as continuous ones)."""
     anchors = torch.cat(levels)
     centers = (anchors[:, :2] + anchors[:, 2:]) / 2
-    ious = box_iou(anchors, gt_boxes)
+    ious = box_iou(convention.to_continuous(anchors), convention.to_continuous(gt_boxes))
     best = {}
     for g, box in enumerate(gt_boxes):
         gt_center = (box[:2] + box[2:]) / 2
@@ -93,15 +95,17 @@ def naive_atss(levels, gt_boxes, topk):
     return matched
 
 
+@pytest.mark.parametrize("convention", [CONTINUOUS, MASKRCNN_BENCHMARK])
 @pytest.mark.parametrize("seed", range(5))
-def test_matches_a_naive_reference_on_random_boxes(seed):
+def test_matches_a_naive_reference_on_random_boxes(seed, convention):
     generator = torch.Generator().manual_seed(seed)
     # Irrational-ish offsets make distance ties (which either implementation may break) unlikely.
     levels = [square_grid(8, 8, 32) + 0.013, square_grid(4, 16, 64) + 0.029, square_grid(2, 32, 128) + 0.041]
     top_left = torch.rand(4, 2, generator=generator) * 40
     sizes = torch.rand(4, 2, generator=generator) * 30 + 8
     gt = torch.cat([top_left, top_left + sizes], dim=1)
-    assert torch.equal(select_atss_positives(levels, gt, topk=5), naive_atss(levels, gt, topk=5))
+    assert torch.equal(select_atss_positives(levels, gt, topk=5, convention=convention),
+                       naive_atss(levels, gt, topk=5, convention=convention))
 
 
 def test_centerness_targets_by_hand():

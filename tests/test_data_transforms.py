@@ -6,10 +6,11 @@ from PIL import Image
 
 from maskrcnn_benchmark.config import cfg as default_cfg
 from maskrcnn_benchmark.data.transforms import (Compose, Normalize, RandomHorizontalFlip,
-                                                RandomVerticalFlip, Resize, ToTensor,
+                                                RandomVerticalFlip, Resize, ToBoxConvention, ToTensor,
                                                 build_transforms)
 from maskrcnn_benchmark.data.datasets.shapes import rasterize_polygon
 from maskrcnn_benchmark.structures.bounding_box import BoxList
+from maskrcnn_benchmark.structures.box_convention import CONTINUOUS, MASKRCNN_BENCHMARK
 from maskrcnn_benchmark.structures.segmentation_mask import SegmentationMask
 
 WIDTH, HEIGHT = 64, 48
@@ -34,7 +35,7 @@ def _red(image):
     return (np.asarray(image)[..., 0] > 127).astype(np.uint8)
 
 
-@pytest.mark.parametrize("flip", [RandomHorizontalFlip(1.0), RandomVerticalFlip(1.0)])
+@pytest.mark.parametrize("flip", [RandomHorizontalFlip(1.0, CONTINUOUS), RandomVerticalFlip(1.0, CONTINUOUS)])
 def test_flip_moves_pixels_boxes_and_masks_together_and_twice_is_identity(flip):
     image, target = _sample()
     flipped_image, flipped = flip(image, target)
@@ -47,6 +48,16 @@ def test_flip_moves_pixels_boxes_and_masks_together_and_twice_is_identity(flip):
     assert np.array_equal(np.asarray(back_image), np.asarray(image))
     torch.testing.assert_close(back.bbox, target.bbox)
     assert np.array_equal(_mask_of(back), _mask_of(target))
+
+
+@pytest.mark.parametrize("flip", [RandomHorizontalFlip(1.0), RandomVerticalFlip(1.0)])
+def test_flip_of_inclusive_corners_keeps_the_box_on_the_red_pixels(flip):
+    # maskrcnn-benchmark's boxes name the first and last pixel: pixels 10..29 x 8..19 here
+    image, target = Compose([ToBoxConvention(MASKRCNN_BENCHMARK)])(*_sample())
+    assert target.bbox.tolist() == [[10.0, 8.0, 29.0, 19.0]]
+    flipped_image, flipped = flip(image, target)
+    rows, columns = np.nonzero(_red(flipped_image))
+    assert flipped.bbox.tolist() == [[columns.min(), rows.min(), columns.max(), rows.max()]]
 
 
 def test_flip_with_probability_zero_changes_nothing():
@@ -84,5 +95,11 @@ def test_build_transforms_reads_the_input_keys():
     image, target = _sample()
     train_image, train_target = build_transforms(cfg, True)(image, target)
     test_image, _ = build_transforms(cfg, False)(image, target)
-    assert train_image.shape == (3, 32, 43) and train_target.size == (43, 32)
+    # 64 x 48 to a short side of 32: 42.67 truncated (maskrcnn-benchmark), the far box corner one
+    # pixel in (its last pixel)
+    assert train_image.shape == (3, 32, 42) and train_target.size == (42, 32)
+    torch.testing.assert_close(train_target.bbox, torch.tensor([[10 * 42 / 64, 8 * 32 / 48, 29 * 42 / 64, 19 * 32 / 48]]))
     assert test_image.shape == (3, 24, 32)
+    cfg.merge_from_list(["MODEL.BOX_CONVENTION", "continuous"])
+    train_image, train_target = build_transforms(cfg, True)(image, target)
+    assert train_image.shape == (3, 32, 43) and train_target.size == (43, 32)

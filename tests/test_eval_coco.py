@@ -105,7 +105,8 @@ def test_perturbed_predictions_match_pycocotools_directly(shapes):
                                                    prediction.get_field("scores").tolist(),
                                                    prediction.get_field("labels").tolist()):
             hand.append({"image_id": info["id"], "category_id": int(label), "score": score,
-                         "bbox": [x1 * scale_x, y1 * scale_y, (x2 - x1) * scale_x, (y2 - y1) * scale_y]})
+                         # widths count both corner pixels (maskrcnn-benchmark's convention, the default)
+                         "bbox": [x1 * scale_x, y1 * scale_y, (x2 - x1) * scale_x + 1, (y2 - y1) * scale_y + 1]})
     coco_eval = COCOeval(shapes.coco, shapes.coco.loadRes(hand), "bbox")
     coco_eval.evaluate()
     coco_eval.accumulate()
@@ -113,6 +114,21 @@ def test_perturbed_predictions_match_pycocotools_directly(shapes):
     assert 0.05 < coco_eval.stats[0] < 0.95  # the perturbation matters
     for metric, value in zip(["AP", "AP50", "AP75", "APs", "APm", "APl"], coco_eval.stats):
         assert results["bbox"][metric] == pytest.approx(value, abs=1e-9)
+
+
+def test_the_box_convention_says_what_the_predicted_corners_mean(shapes):
+    # the ground truth as continuous corners (x + w): exact when read as "continuous", one pixel too
+    # wide when read as maskrcnn-benchmark's inclusive corners (the default)
+    predictions = []
+    for prediction in _gt_predictions(shapes, with_masks=False):
+        continuous = BoxList(prediction.bbox.clone(), prediction.size)
+        continuous.bbox[:, 2:] += RESIZED  # the last pixel's far edge, in the resized frame
+        continuous._copy_extra_fields(prediction)
+        predictions.append(continuous)
+    results, _ = evaluate(shapes, predictions, None, iou_types=("bbox",), box_convention="continuous")
+    assert results["bbox"]["AP"] == pytest.approx(1.0, abs=1e-6)
+    results, _ = evaluate(shapes, predictions, None, iou_types=("bbox",))
+    assert results["bbox"]["AP"] < 0.99
 
 
 def test_no_detection_at_all_gives_zero_ap(shapes):

@@ -18,6 +18,7 @@ from maskrcnn_benchmark.modeling.rpn.fcos.inference import make_fcos_postprocess
 from maskrcnn_benchmark.modeling.rpn.paa.inference import make_paa_postprocessor, score_voting
 from maskrcnn_benchmark.modeling.rpn.retinanet.inference import RetinaNetPostProcessor, make_retinanet_postprocessor
 from maskrcnn_benchmark.structures.bounding_box import BoxList
+from maskrcnn_benchmark.structures.box_convention import CONTINUOUS, MASKRCNN_BENCHMARK
 
 
 @pytest.mark.parametrize("top_n", [1, 7, 1000])
@@ -36,13 +37,19 @@ def test_candidates_are_the_top_n_pairs_above_the_threshold(top_n):
 
 def test_detections_are_clipped_labelled_and_small_boxes_dropped():
     boxes = torch.tensor([[-5.0, 2.0, 30.0, 8.0], [10.0, 10.0, 10.5, 20.0], [45.0, 0.0, 60.0, 5.0]])
-    detections = detections_boxlist(boxes, (50, 40), torch.tensor([0, 2, 1]), torch.tensor([0.9, 0.8, 0.7]), 1.0)
+    labels, scores = torch.tensor([0, 2, 1]), torch.tensor([0.9, 0.8, 0.7])
+    detections = detections_boxlist(boxes, (50, 40), labels, scores, 1.0, CONTINUOUS)
     assert detections.bbox.tolist() == [[0.0, 2.0, 30.0, 8.0], [45.0, 0.0, 50.0, 5.0]]
     assert detections.get_field("labels").tolist() == [1, 2]
     assert detections.get_field("scores").tolist() == pytest.approx([0.9, 0.7])
+    # inclusive corners: clipped to x <= 49, and the second box is 1.5 pixels wide
+    detections = detections_boxlist(boxes, (50, 40), labels, scores, 1.0, MASKRCNN_BENCHMARK)
+    assert detections.bbox.tolist() == [[0.0, 2.0, 30.0, 8.0], [10.0, 10.0, 10.5, 20.0], [45.0, 0.0, 49.0, 5.0]]
+    assert detections.get_field("labels").tolist() == [1, 3, 2]
 
 
-def test_classwise_nms_and_cap_match_torchvision():
+@pytest.mark.parametrize("convention", [CONTINUOUS, MASKRCNN_BENCHMARK])
+def test_classwise_nms_and_cap_match_torchvision(convention):
     generator = torch.Generator().manual_seed(1)
     corners = torch.rand(60, 2, generator=generator) * 80
     boxes = torch.cat([corners, corners + 5 + torch.rand(60, 2, generator=generator) * 30], dim=1)
@@ -52,8 +59,8 @@ def test_classwise_nms_and_cap_match_torchvision():
     boxlist.add_field("scores", scores)
     boxlist.add_field("labels", labels)
 
-    kept = keep_top_detections(boxlist, 0.5, 10)
-    expected = batched_nms(boxes, scores, labels, 0.5)[:10]
+    kept = keep_top_detections(boxlist, 0.5, 10, convention)
+    expected = batched_nms(convention.to_continuous(boxes), scores, labels, 0.5)[:10]
     assert torch.equal(kept.bbox, boxes[expected])
     assert torch.equal(kept.get_field("labels"), labels[expected])
 
@@ -82,7 +89,8 @@ def test_each_postprocessor_reads_its_own_config_section():
         assert settings == (0.1 * k, 10 * k, 0.2 * k, 17, 0, 5 + k), section
     assert processors["RETINANET"].box_coder is coder
     assert processors["ATSS"].decode == coder.decode and processors["FCOS"].decode is boxes_from_points
-    assert processors["PAA"].refine is score_voting and processors["ATSS"].refine is None
+    assert processors["PAA"].refine.func is score_voting and processors["ATSS"].refine is None
+    assert processors["PAA"].refine.keywords["convention"] is coder.convention
 
 
 def test_score_voting_leaves_empty_boxes_as_they_are():
@@ -100,7 +108,7 @@ def test_score_voting_leaves_empty_boxes_as_they_are():
     candidates.add_field("scores", torch.tensor([0.9, 0.6, 0.5, 0.4]))
     candidates.add_field("labels", torch.tensor([1, 1, 1, 1]))
 
-    voted = score_voting(kept, candidates)
+    voted = score_voting(kept, candidates, convention=CONTINUOUS)
     w0, w1 = 0.9, 0.6 * torch.exp(torch.tensor(-(1 / 6) ** 2 / 0.025)).item()
     expected = torch.tensor([[0.0, 0.0, 10.0, (w0 * 10.0 + w1 * 12.0) / (w0 + w1)], [50.0, 5.0, 50.0, 15.0]])
     assert torch.isfinite(voted.bbox).all()
@@ -114,7 +122,12 @@ def test_empty_boxes_are_dropped_before_nms():
     anchors = BoxList(torch.tensor([[-30.0, 10.0, -20.0, 20.0]] * 4 + [[10.0, 10.0, 20.0, 20.0]]), (50, 50))
     probs = torch.tensor([[0.9], [0.8], [0.7], [0.6], [0.5]])
     logits = torch.logit(probs).t().reshape(1, 1, 1, 5)
-    post = RetinaNetPostProcessor(0.05, 1000, 0.5, 100, 0, 2)
+    post = RetinaNetPostProcessor(0.05, 1000, 0.5, 100, 0, 2, BoxCoder((10.0, 10.0, 5.0, 5.0), convention=CONTINUOUS))
     result = post([[anchors]], [logits], [torch.zeros(1, 4, 1, 5)])[0]
     assert result.bbox.tolist() == [[10.0, 10.0, 20.0, 20.0]]
     assert result.get_field("scores").tolist() == pytest.approx([0.5])
+    # With inclusive corners x1 = x2 = 0 is the image's first column, a box (maskrcnn-benchmark keeps
+    # it): the four copies have IoU 1 and NMS keeps one.
+    result = RetinaNetPostProcessor(0.05, 1000, 0.5, 100, 0, 2)([[anchors]], [logits], [torch.zeros(1, 4, 1, 5)])[0]
+    assert result.bbox.tolist() == [[0.0, 10.0, 0.0, 20.0], [10.0, 10.0, 20.0, 20.0]]
+    assert result.get_field("scores").tolist() == pytest.approx([0.9, 0.5])

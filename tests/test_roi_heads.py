@@ -17,6 +17,7 @@ from maskrcnn_benchmark.modeling.roi_heads.box_head.loss import make_roi_box_los
 from maskrcnn_benchmark.modeling.roi_heads.mask_head.inference import Masker, paste_mask_in_image
 from maskrcnn_benchmark.modeling.roi_heads.mask_head.loss import project_masks_on_boxes
 from maskrcnn_benchmark.structures.bounding_box import BoxList
+from maskrcnn_benchmark.structures.box_convention import CONTINUOUS
 from maskrcnn_benchmark.structures.segmentation_mask import SegmentationMask
 
 
@@ -38,10 +39,13 @@ def shapes_cfg(monkeypatch, *pairs):
 
 # ---------------------------------------------------------------- pooling
 def test_level_mapper_follows_the_fpn_rule():
-    mapper = LevelMapper(2, 5)
+    mapper = LevelMapper(2, 5, convention=CONTINUOUS)
     boxes = boxlist([[0, 0, 224, 224], [0, 0, 112, 112], [0, 0, 10, 10], [0, 0, 1000, 1000], [0, 0, 447, 447]], (2000, 2000))
     # k = floor(4 + log2(sqrt(area) / 224)), clamped to [2, 5], minus 2
     assert mapper([boxes]).tolist() == [2, 1, 0, 3, 2]
+    # maskrcnn-benchmark's area (the default) is (x2 - x1 + 1)(y2 - y1 + 1): 447 -> 448 pixels, level 5
+    assert LevelMapper(2, 5)([boxes]).tolist() == [2, 1, 0, 3, 3]
+    assert LevelMapper(2, 5)([boxlist([[0, 0, 223, 223], [0, 0, 222, 222]], (2000, 2000))]).tolist() == [2, 1]
 
 
 def test_pooler_equals_torchvision_roi_align_on_the_mapped_level():

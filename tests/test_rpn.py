@@ -23,6 +23,7 @@ from maskrcnn_benchmark.modeling.rpn.anchor_generator import (
 from maskrcnn_benchmark.modeling.rpn.inference import RPNPostProcessor
 from maskrcnn_benchmark.modeling.rpn.rpn import RPNModule, build_rpn
 from maskrcnn_benchmark.structures.bounding_box import BoxList
+from maskrcnn_benchmark.structures.box_convention import CONTINUOUS, MASKRCNN_BENCHMARK
 from maskrcnn_benchmark.structures.image_list import ImageList
 
 
@@ -62,22 +63,31 @@ def test_matcher_without_ground_truth_gives_background_and_bad_thresholds_raise(
 
 # ---------------------------------------------------------------- BoxCoder
 def test_box_coder_hand_computed_encode():
-    coder = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0))
+    coder = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0), convention=CONTINUOUS)
     codes = coder.encode(torch.tensor([[5.0, 5.0, 15.0, 25.0]]), torch.tensor([[0.0, 0.0, 10.0, 10.0]]))
     # centres (5, 5) -> (10, 15), sizes 10 x 10 -> 10 x 20
     assert torch.allclose(codes, torch.tensor([[0.5, 1.0, 0.0, math.log(2.0)]]))
+    # maskrcnn-benchmark (the default): centres (5.5, 5.5) -> (10.5, 15.5), sizes 11 x 11 -> 11 x 21
+    codes = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0)).encode(
+        torch.tensor([[5.0, 5.0, 15.0, 25.0]]), torch.tensor([[0.0, 0.0, 10.0, 10.0]]))
+    assert torch.allclose(codes, torch.tensor([[5 / 11, 10 / 11, 0.0, math.log(21 / 11)]]))
 
 
-def test_box_coder_matches_torchvision_and_round_trips():
+@pytest.mark.parametrize("convention", [CONTINUOUS, MASKRCNN_BENCHMARK])
+def test_box_coder_matches_torchvision_and_round_trips(convention):
+    # torchvision's coder is continuous; inclusive corners are the continuous box one pixel wider
     torch.manual_seed(0)
     xy = torch.rand(100, 2) * 200
     proposals = torch.cat([xy, xy + 1 + torch.rand(100, 2) * 100], dim=1)
     xy = torch.rand(100, 2) * 200
     targets = torch.cat([xy, xy + 1 + torch.rand(100, 2) * 100], dim=1)
-    ours = BoxCoder(weights=(10.0, 10.0, 5.0, 5.0))
+    ours = BoxCoder(weights=(10.0, 10.0, 5.0, 5.0), convention=convention)
     reference = tv_utils.BoxCoder(weights=(10.0, 10.0, 5.0, 5.0))
     codes = ours.encode(targets, proposals)
-    assert torch.allclose(codes, reference.encode_single(targets, proposals), atol=1e-5)
+    continuous = convention.to_continuous
+    assert torch.allclose(codes, reference.encode_single(continuous(targets), continuous(proposals)), atol=1e-5)
+    assert torch.allclose(continuous(ours.decode(codes, proposals)),
+                          reference.decode_single(codes, continuous(proposals)), atol=1e-3)
     assert torch.allclose(ours.decode(codes, proposals), targets, atol=1e-3)
     # several boxes per row (one per class) decode independently
     two_per_row = ours.decode(torch.cat([codes, torch.zeros_like(codes)], dim=1), proposals)
@@ -86,9 +96,12 @@ def test_box_coder_matches_torchvision_and_round_trips():
 
 
 def test_box_coder_clips_huge_size_deltas():
-    coder = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0))
-    decoded = coder.decode(torch.tensor([[0.0, 0.0, 100.0, 100.0]]), torch.tensor([[0.0, 0.0, 16.0, 16.0]]))
-    assert torch.allclose(decoded[0, 2] - decoded[0, 0], torch.tensor(1000.0))
+    for convention in (CONTINUOUS, MASKRCNN_BENCHMARK):
+        coder = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0), convention=convention)
+        reference = torch.tensor([[0.0, 0.0, 16.0, 16.0]])
+        decoded = coder.decode(torch.tensor([[0.0, 0.0, 100.0, 100.0]]), reference)
+        # exp(log(1000 / 16)) times the reference width (16, or 17 with inclusive corners)
+        assert torch.allclose(convention.widths(decoded), convention.widths(reference) * 1000.0 / 16)
 
 
 # ---------------------------------------------------------------- sampler
@@ -106,7 +119,7 @@ def test_sampler_caps_positives_and_fills_with_negatives():
 
 # ---------------------------------------------------------------- anchors
 def test_generate_anchors_sizes_ratios_and_centre():
-    anchors = generate_anchors(16, (32, 64), (0.5, 1.0, 2.0))
+    anchors = generate_anchors(16, (32, 64), (0.5, 1.0, 2.0), CONTINUOUS)
     assert anchors.shape == (6, 4)
     widths, heights = anchors[:, 2] - anchors[:, 0], anchors[:, 3] - anchors[:, 1]
     assert torch.allclose(widths * heights, torch.tensor([32.0 ** 2, 64.0 ** 2] * 3))
@@ -132,6 +145,7 @@ def test_anchor_counts_per_level_and_visibility():
 
 def test_c4_and_retinanet_anchor_layouts():
     cfg = global_cfg.clone()
+    cfg.MODEL.BOX_CONVENTION = "continuous"  # exact sizes (maskrcnn-benchmark's: test_box_convention.py)
     c4 = make_anchor_generator(cfg)  # default: one stride 16, five sizes, three ratios
     assert c4.num_anchors_per_location() == [15]
     cfg.MODEL.RETINANET.SCALES_PER_OCTAVE = 3
@@ -179,12 +193,14 @@ def rpn_inputs(cfg, num_images=2, size=(128, 128)):
 
 
 def reference_valid_anchor_count(module, images, features, targets):
-    """Anchors with label >= 0, recomputed with torchvision's IoU and the 0.7 / 0.3 rule."""
+    """Anchors with label >= 0, recomputed with torchvision's IoU (of the continuous boxes) and the
+    0.7 / 0.3 rule."""
+    continuous = module.anchor_generator.convention.to_continuous
     total_valid, total_positive = 0, 0
     for anchors, target in zip(module.anchor_generator(images, features), targets):
         boxes = torch.cat([a.bbox for a in anchors])
         visible = torch.cat([a.get_field("visibility") for a in anchors])
-        iou = box_iou(target.bbox, boxes)
+        iou = box_iou(continuous(target.bbox), continuous(boxes))
         best, _ = iou.max(dim=0)
         positive = best >= 0.7
         positive |= (iou == iou.max(dim=1, keepdim=True).values).any(dim=0)

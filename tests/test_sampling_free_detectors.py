@@ -29,6 +29,7 @@ import maskrcnn_benchmark.modeling.sample_strategy.cross_entropy as cross_entrop
 from maskrcnn_benchmark.modeling.detector import build_detection_model
 from maskrcnn_benchmark.modeling.sampling_free import classification_grad_norms, measure_and_apply_optimal_bias
 from maskrcnn_benchmark.modeling.sampling_free.bias_init import CACHE_FILE
+from maskrcnn_benchmark.structures.box_convention import MASKRCNN_BENCHMARK
 from maskrcnn_benchmark.structures.image_list import to_image_list
 
 from helpers import images_and_targets, shapes_cfg
@@ -175,10 +176,12 @@ def test_cls_loss_switch_changes_only_the_classification_loss(detector, shapes_t
 
 # ---- SAMPLER: biased sampler -> every valid sample --------------------------------------------
 
-def reference_rpn_labels(anchors, target, image_size, fg_threshold=0.7, bg_threshold=0.3, drop_straddling=True):
-    """Objectness labels (1 / 0 / -1) by the matching rule, from torchvision's IoU: IoU >= 0.7 or
-    the best anchor of a box is foreground, IoU < 0.3 background, anchors leaving the image ignored."""
-    iou = box_iou(target.bbox, anchors)
+def reference_rpn_labels(anchors, target, image_size, fg_threshold=0.7, bg_threshold=0.3, drop_straddling=True,
+                         convention=MASKRCNN_BENCHMARK):
+    """Objectness labels (1 / 0 / -1) by the matching rule, from torchvision's IoU (of the boxes as
+    continuous ones; the models use the default MODEL.BOX_CONVENTION): IoU >= 0.7 or the best anchor
+    of a box is foreground, IoU < 0.3 background, anchors leaving the image ignored."""
+    iou = box_iou(convention.to_continuous(target.bbox), convention.to_continuous(anchors))
     best_iou = iou.max(dim=0).values
     best_of_a_box = (iou == iou.max(dim=1, keepdim=True).values).any(dim=0)
     positive = (best_iou >= fg_threshold) | best_of_a_box

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from maskrcnn_benchmark.structures.bounding_box import FLIP_LEFT_RIGHT, FLIP_TOP_BOTTOM, BoxList
+from maskrcnn_benchmark.structures.box_convention import CONTINUOUS
 from maskrcnn_benchmark.structures.segmentation_mask import SegmentationMask
 
 IMAGE_SIZE = (60, 40)  # width, height
@@ -23,9 +24,14 @@ def boxlist_with_fields(count=5, seed=0):
 
 def test_xywh_conversion_has_no_plus_one_and_round_trips():
     boxes = BoxList(torch.tensor([[2.0, 3.0, 10.0, 7.0]]), IMAGE_SIZE)
-    xywh = boxes.convert("xywh")
+    xywh = boxes.convert("xywh", CONTINUOUS)
     assert xywh.bbox.tolist() == [[2.0, 3.0, 8.0, 4.0]]
-    assert xywh.area().item() == 32.0 == boxes.area().item()
+    assert xywh.area(CONTINUOUS).item() == 32.0 == boxes.area(CONTINUOUS).item()
+    assert torch.equal(xywh.convert("xyxy", CONTINUOUS).bbox, boxes.bbox)
+    # maskrcnn-benchmark's convention (the default) counts both corner pixels
+    xywh = boxes.convert("xywh")
+    assert xywh.bbox.tolist() == [[2.0, 3.0, 9.0, 5.0]]
+    assert xywh.area().item() == 45.0 == boxes.area().item()
     assert torch.equal(xywh.convert("xyxy").bbox, boxes.bbox)
 
 
@@ -39,8 +45,11 @@ def test_convert_round_trip_keeps_fields():
 
 def test_flip_matches_hand_computed_values_and_twice_is_identity():
     boxes = BoxList(torch.tensor([[2.0, 3.0, 10.0, 7.0]]), IMAGE_SIZE)
-    assert boxes.transpose(FLIP_LEFT_RIGHT).bbox.tolist() == [[50.0, 3.0, 58.0, 7.0]]
-    assert boxes.transpose(FLIP_TOP_BOTTOM).bbox.tolist() == [[2.0, 33.0, 10.0, 37.0]]
+    assert boxes.transpose(FLIP_LEFT_RIGHT, CONTINUOUS).bbox.tolist() == [[50.0, 3.0, 58.0, 7.0]]
+    assert boxes.transpose(FLIP_TOP_BOTTOM, CONTINUOUS).bbox.tolist() == [[2.0, 33.0, 10.0, 37.0]]
+    # inclusive corners: pixel 2 of 60 mirrors to pixel 57
+    assert boxes.transpose(FLIP_LEFT_RIGHT).bbox.tolist() == [[49.0, 3.0, 57.0, 7.0]]
+    assert boxes.transpose(FLIP_TOP_BOTTOM).bbox.tolist() == [[2.0, 32.0, 10.0, 36.0]]
     many = boxlist_with_fields().convert("xywh")
     for method in (FLIP_LEFT_RIGHT, FLIP_TOP_BOTTOM):
         twice = many.transpose(method).transpose(method)
@@ -68,7 +77,7 @@ def test_resize_and_flip_move_mask_fields():
     resized = boxes.resize((120, 80))
     assert resized.get_field("masks").size == (120, 80)
     assert resized.get_field("masks").get_mask_tensor().sum().item() == 4 * 80
-    flipped = boxes.transpose(FLIP_LEFT_RIGHT)
+    flipped = boxes.transpose(FLIP_LEFT_RIGHT, CONTINUOUS)  # polygons are continuous
     mask = flipped.get_field("masks").get_mask_tensor()
     columns = mask.any(dim=0).nonzero().flatten()
     x1, _, x2, _ = flipped.bbox[0].tolist()
@@ -87,13 +96,20 @@ def test_crop_moves_boxes_into_the_crop_frame_and_clamps():
 def test_clip_to_image_invariants_and_remove_empty():
     boxes = BoxList(torch.tensor([[-5.0, -3.0, 20.0, 50.0], [70.0, 10.0, 80.0, 20.0], [1.0, 2.0, 3.0, 4.0]]), IMAGE_SIZE)
     boxes.add_field("labels", torch.tensor([1, 2, 3]))
-    kept = boxes.clip_to_image(remove_empty=True)
+    kept = boxes.clip_to_image(remove_empty=True, convention=CONTINUOUS)
     assert kept.bbox.tolist() == [[0.0, 0.0, 20.0, 40.0], [1.0, 2.0, 3.0, 4.0]]
     assert kept.get_field("labels").tolist() == [1, 3]
-    clipped = BoxList(random_boxes(20, seed=3) * 2 - 20, IMAGE_SIZE).clip_to_image(remove_empty=False)
-    assert len(clipped) == 20
-    assert (clipped.bbox >= 0).all()
-    assert (clipped.bbox[:, 0::2] <= IMAGE_SIZE[0]).all() and (clipped.bbox[:, 1::2] <= IMAGE_SIZE[1]).all()
+    # inclusive corners stop at the last pixel, W - 1 and H - 1
+    kept = boxes.clip_to_image(remove_empty=True)
+    assert kept.bbox.tolist() == [[0.0, 0.0, 20.0, 39.0], [1.0, 2.0, 3.0, 4.0]]
+    for convention, offset in ((CONTINUOUS, 0), (None, 1)):
+        clipped = BoxList(random_boxes(20, seed=3) * 2 - 20, IMAGE_SIZE).clip_to_image(
+            remove_empty=False, **({} if convention is None else {"convention": convention}))
+        assert len(clipped) == 20
+        assert (clipped.bbox >= 0).all()
+        assert (clipped.bbox[:, 0::2] <= IMAGE_SIZE[0] - offset).all()
+        assert (clipped.bbox[:, 1::2] <= IMAGE_SIZE[1] - offset).all()
+        assert (clipped.bbox[:, 0::2] == IMAGE_SIZE[0] - offset).any()
 
 
 def test_clip_in_xywh_mode_agrees_with_xyxy():

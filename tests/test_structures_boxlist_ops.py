@@ -3,6 +3,7 @@ import torch
 import torchvision
 
 from maskrcnn_benchmark.structures.bounding_box import BoxList
+from maskrcnn_benchmark.structures.box_convention import CONTINUOUS, MASKRCNN_BENCHMARK
 from maskrcnn_benchmark.structures.boxlist_ops import (
     boxlist_iou,
     boxlist_ml_nms,
@@ -22,36 +23,45 @@ def random_boxes(count, seed):
     return torch.cat([top_left, top_left + extent], dim=1)
 
 
-def test_boxlist_iou_matches_torchvision_in_both_modes():
+@pytest.mark.parametrize("convention", [CONTINUOUS, MASKRCNN_BENCHMARK])
+def test_boxlist_iou_matches_torchvision_in_both_modes(convention):
+    # torchvision's boxes are continuous: inclusive corners are the continuous box one pixel wider
     first = BoxList(random_boxes(30, seed=1), IMAGE_SIZE)
     second = BoxList(random_boxes(20, seed=2), IMAGE_SIZE)
-    expected = torchvision.ops.box_iou(first.bbox, second.bbox)
-    torch.testing.assert_close(boxlist_iou(first, second), expected)
-    torch.testing.assert_close(boxlist_iou(first.convert("xywh"), second.convert("xywh")), expected)
+    expected = torchvision.ops.box_iou(convention.to_continuous(first.bbox), convention.to_continuous(second.bbox))
+    torch.testing.assert_close(boxlist_iou(first, second, convention), expected)
+    torch.testing.assert_close(
+        boxlist_iou(first.convert("xywh", convention), second.convert("xywh", convention), convention), expected)
 
 
 def test_boxlist_iou_hand_computed_and_degenerate_boxes():
     first = BoxList(torch.tensor([[0.0, 0.0, 10.0, 10.0], [5.0, 5.0, 5.0, 5.0]]), IMAGE_SIZE)
     second = BoxList(torch.tensor([[5.0, 0.0, 15.0, 10.0], [5.0, 5.0, 5.0, 5.0]]), IMAGE_SIZE)
-    iou = boxlist_iou(first, second)
+    iou = boxlist_iou(first, second, CONTINUOUS)
     assert iou[0, 0].item() == pytest.approx(50.0 / 150.0)  # no +1: widths are x2 - x1
     assert iou[1, 1].item() == 0.0  # empty union gives 0, not NaN
     assert not torch.isnan(iou).any()
+    # maskrcnn-benchmark's (the default): 11 x 11 boxes overlapping on 6 x 11, a point is one pixel
+    iou = boxlist_iou(first, second)
+    assert iou[0, 0].item() == pytest.approx(66.0 / (121.0 + 121.0 - 66.0))
+    assert iou[1, 1].item() == 1.0
     with pytest.raises(ValueError, match="same image"):
         boxlist_iou(first, BoxList(second.bbox, (50, 50)))
 
 
-def test_boxlist_nms_matches_torchvision():
-    # boxlist_nms runs maskrcnn_benchmark.layers.nms (the compiled op); torchvision is the reference.
+@pytest.mark.parametrize("convention", [CONTINUOUS, MASKRCNN_BENCHMARK])
+def test_boxlist_nms_matches_torchvision(convention):
+    # boxlist_nms runs maskrcnn_benchmark.layers.nms (the compiled op); torchvision is the reference
+    # (on the continuous boxes; random IoUs never equal the threshold, so the tie rule plays no part).
     boxes = BoxList(random_boxes(200, seed=3), IMAGE_SIZE)
     scores = torch.rand(200, generator=torch.Generator().manual_seed(4))
     boxes.add_field("scores", scores)
     boxes.add_field("labels", torch.arange(200))
-    expected = torchvision.ops.nms(boxes.bbox, scores, 0.5)
-    kept = boxlist_nms(boxes, 0.5)
+    expected = torchvision.ops.nms(convention.to_continuous(boxes.bbox), scores, 0.5)
+    kept = boxlist_nms(boxes, 0.5, convention=convention)
     assert torch.equal(kept.get_field("labels"), expected)
     assert (kept.get_field("scores")[:-1] >= kept.get_field("scores")[1:]).all()
-    limited = boxlist_nms(boxes.convert("xywh"), 0.5, max_proposals=10)
+    limited = boxlist_nms(boxes.convert("xywh", convention), 0.5, max_proposals=10, convention=convention)
     assert limited.mode == "xywh"
     assert torch.equal(limited.get_field("labels"), expected[:10])
     assert boxlist_nms(boxes, 0.0) is boxes
@@ -64,7 +74,8 @@ def test_boxlist_nms_uses_the_named_score_field():
     assert kept.bbox.tolist() == [[1.0, 0.0, 11.0, 10.0]]
 
 
-def test_boxlist_ml_nms_matches_torchvision_batched_nms():
+@pytest.mark.parametrize("convention", [CONTINUOUS, MASKRCNN_BENCHMARK])
+def test_boxlist_ml_nms_matches_torchvision_batched_nms(convention):
     boxes = BoxList(random_boxes(150, seed=5), IMAGE_SIZE)
     generator = torch.Generator().manual_seed(6)
     scores = torch.rand(150, generator=generator)
@@ -72,8 +83,8 @@ def test_boxlist_ml_nms_matches_torchvision_batched_nms():
     boxes.add_field("scores", scores)
     boxes.add_field("labels", labels)
     boxes.add_field("ids", torch.arange(150))
-    expected = torchvision.ops.batched_nms(boxes.bbox, scores, labels, 0.4)
-    kept = boxlist_ml_nms(boxes, 0.4)
+    expected = torchvision.ops.batched_nms(convention.to_continuous(boxes.bbox), scores, labels, 0.4)
+    kept = boxlist_ml_nms(boxes, 0.4, convention=convention)
     assert torch.equal(kept.get_field("ids"), expected)
     # boxes of different classes do not suppress each other
     twins = BoxList(torch.tensor([[0.0, 0.0, 10.0, 10.0]] * 2), IMAGE_SIZE)
@@ -95,8 +106,11 @@ def test_nms_of_an_empty_boxlist_is_empty():
 def test_remove_small_boxes():
     boxes = BoxList(torch.tensor([[0.0, 0.0, 4.0, 10.0], [0.0, 0.0, 5.0, 5.0], [0.0, 0.0, 10.0, 4.9]]), IMAGE_SIZE)
     boxes.add_field("labels", torch.tensor([1, 2, 3]))
-    assert remove_small_boxes(boxes, 5).get_field("labels").tolist() == [2]
-    assert len(remove_small_boxes(boxes, 0)) == 3
+    assert remove_small_boxes(boxes, 5, CONTINUOUS).get_field("labels").tolist() == [2]
+    assert len(remove_small_boxes(boxes, 0, CONTINUOUS)) == 3
+    # maskrcnn-benchmark's widths are x2 - x1 + 1: 5 x 11, 6 x 6 and 11 x 5.9
+    assert remove_small_boxes(boxes, 5).get_field("labels").tolist() == [1, 2, 3]
+    assert remove_small_boxes(boxes, 6).get_field("labels").tolist() == [2]
 
 
 def test_cat_boxlist_concatenates_boxes_and_fields_and_checks_compatibility():

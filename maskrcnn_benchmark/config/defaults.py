@@ -264,6 +264,10 @@ _C.MODEL.PAA.PRE_NMS_TOP_N = 1000
 _C.MODEL.PAA.IOU_LOSS_WEIGHT = 0.5
 _C.MODEL.PAA.INFERENCE_SCORE_VOTING = False
 _C.MODEL.PAA.REG_LOSS_TYPE = 'iou'
+# PAA's code base: the head's quality branch predicts the IoU of the decoded box with its ground
+# truth (named iou_pred in its checkpoints), which enters the score and the loss. Only True is
+# implemented (every released PAA config sets it); the key is here so that their yaml files load.
+_C.MODEL.PAA.USE_IOU_PRED = True
 
 # ATSS: adaptive training sample selection
 _C.MODEL.ATSS = CN()
@@ -316,6 +320,15 @@ _C.MODEL.ATSS_ON = False
 _C.MODEL.PAA_ON = False
 # Or name a head of registry.DENSE_HEADS directly (with META_ARCHITECTURE "DenseDetector")
 _C.MODEL.DENSE_HEAD = ""
+
+# What box corners mean, for the whole pipeline (anchors, box coding, IoU, clipping, NMS, FPN level
+# mapping, mask pasting, resizing, evaluation): "maskrcnn_benchmark" (inclusive pixel indices,
+# width x2 - x1 + 1, whole-pixel anchors, truncated resize; the convention of maskrcnn-benchmark and
+# of the FCOS / ATSS / PAA / Sampling-Free releases, so their yaml files and weights give their
+# detections), "maskrcnn_benchmark_cuda" (the same, with NMS keeping a box whose IoU equals the
+# threshold, as maskrcnn-benchmark's CUDA kernel) or "continuous" (torchvision / detectron2: no +1,
+# exact anchors, rounded resize). structures/box_convention.py; docs/BOX_CONVENTION.md
+_C.MODEL.BOX_CONVENTION = "maskrcnn_benchmark"
 
 # Python modules imported before the model is built, so that a yaml can name what they register
 # (a dense head, a sample strategy, ...), e.g. ("my_project.heads",)

@@ -62,14 +62,15 @@ def _accumulate_predictions_from_multiple_gpus(predictions_per_gpu, dataset):
 
 def inference(model, data_loader, dataset_name, iou_types=("bbox",), box_only=False, bbox_aug=False,
               device="cuda", expected_results=(), expected_results_sigma_tol=4, output_folder=None,
-              coco_evaluator="pycocotools"):
+              coco_evaluator="pycocotools", box_convention=None):
     """Predict on every image of ``data_loader`` (split across processes), then evaluate on the
     main process. Returns the evaluation result (None on the other processes).
 
     Predictions stay in the network-input frame, masks as the mask head's ``M x M``
     probabilities; the evaluation brings boxes back to the original image size and pastes the
     masks into it (``coco_eval.masks_at_original_size``), one image at a time.
-    ``coco_evaluator`` is TEST.COCO_EVALUATOR ("pycocotools" or "faster_coco_eval")."""
+    ``coco_evaluator`` is TEST.COCO_EVALUATOR ("pycocotools" or "faster_coco_eval"); ``box_convention``
+    MODEL.BOX_CONVENTION, what the predicted corners mean (None: the default)."""
     logger = logging.getLogger("maskrcnn_benchmark.inference")
     device = torch.device(device)
     dataset = data_loader.dataset
@@ -104,4 +105,5 @@ def inference(model, data_loader, dataset_name, iou_types=("bbox",), box_only=Fa
         expected_results=expected_results,
         expected_results_sigma_tol=expected_results_sigma_tol,
         coco_evaluator=coco_evaluator,
+        box_convention=box_convention,
     )

@@ -87,7 +87,7 @@ def run_test(cfg, model, distributed):
             bbox_aug=cfg.TEST.BBOX_AUG.ENABLED, device=resolve_device(cfg.MODEL.DEVICE),
             expected_results=cfg.TEST.EXPECTED_RESULTS,
             expected_results_sigma_tol=cfg.TEST.EXPECTED_RESULTS_SIGMA_TOL, output_folder=output_folder,
-            coco_evaluator=cfg.TEST.COCO_EVALUATOR,
+            coco_evaluator=cfg.TEST.COCO_EVALUATOR, box_convention=cfg.MODEL.BOX_CONVENTION,
         ))
         synchronize()
     return results

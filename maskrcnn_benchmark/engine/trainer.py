@@ -190,7 +190,7 @@ def _periodic_evaluation(cfg, model, data_loader_val, device):
     def evaluate():
         result = inference(model, data_loader_val, dataset_name=cfg.DATASETS.TEST[0], iou_types=iou_types,
                            box_only=box_only, device=device, output_folder=None,
-                           coco_evaluator=cfg.TEST.COCO_EVALUATOR)
+                           coco_evaluator=cfg.TEST.COCO_EVALUATOR, box_convention=cfg.MODEL.BOX_CONVENTION)
         synchronize()
         if result is None:
             return {}

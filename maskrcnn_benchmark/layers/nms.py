@@ -32,11 +32,13 @@ def batched_nms(boxes, scores, idxs, iou_threshold, legacy=False):
     """NMS applied independently within each category ``idxs`` (N ints).
 
     Returns kept indices sorted by decreasing score (ties by index). Each category's boxes are
-    shifted by a category-specific offset larger than the span of all coordinates (plus the legacy
-    convention's extra pixel), so boxes of different categories never overlap and one NMS pass
-    equals one pass per category. That holds only while disjoint boxes (IoU 0) survive, so a
-    threshold at which IoU 0 suppresses (< 0, or 0 with ``legacy``'s ``>=``) runs one pass per
-    category instead.
+    shifted by a category-specific offset larger than the span of all coordinates, so boxes of
+    different categories never overlap and one NMS pass equals one pass per category. That holds
+    only while disjoint boxes (IoU 0) survive, so a threshold at which IoU 0 suppresses (< 0) runs
+    one pass per category instead. ``legacy`` always runs one pass per category in the boxes' own
+    precision, as maskrcnn-benchmark's per-class loop does: its IoUs then round exactly as there
+    (a shifted pass computes them from other numbers, and a float32 IoU near the threshold can
+    fall on the other side).
     """
     if boxes.numel() == 0:
         return torch.empty((0,), dtype=torch.long, device=boxes.device)
@@ -44,12 +46,13 @@ def batched_nms(boxes, scores, idxs, iou_threshold, legacy=False):
         raise ValueError(f"batched_nms: idxs has shape {tuple(idxs.shape)} but scores has shape "
                          f"{tuple(scores.shape)}")
     iou_threshold = float(iou_threshold)
-    zero_iou_suppresses = iou_threshold <= 0 if legacy else iou_threshold < 0
-    if zero_iou_suppresses:
+    if legacy or iou_threshold < 0:
         return _nms_per_category(boxes, scores, idxs, iou_threshold, legacy)
-    span = boxes.max() - boxes.min() + (2 if legacy else 1)
-    offsets = idxs.to(boxes.dtype) * span
-    return nms(boxes + offsets[:, None], scores, iou_threshold, legacy)
+    # In float64: float32 coordinates shifted by thousands of pixels would round the IoUs (by ~1e-4
+    # at an offset of 1e5) and change decisions near the threshold against a per-category pass.
+    boxes = boxes.double()
+    offsets = idxs.to(boxes.dtype) * (boxes.max() - boxes.min() + 1)
+    return nms(boxes + offsets[:, None], scores.double(), iou_threshold)
 
 
 def _nms_per_category(boxes, scores, idxs, iou_threshold, legacy):

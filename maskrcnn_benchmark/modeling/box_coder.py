@@ -3,30 +3,36 @@ import math
 
 import torch
 
+from maskrcnn_benchmark.structures.box_convention import DEFAULT_BOX_CONVENTION, box_convention
+
 
 class BoxCoder(object):
     """Encodes boxes as weighted centre offsets and log size ratios against reference boxes, and back.
 
-    Boxes are ``x1, y1, x2, y2`` with width ``x2 - x1`` (no +1). ``bbox_xform_clip`` caps the
-    predicted log size ratio before ``exp`` so that a wild prediction cannot overflow.
+    Boxes are ``x1, y1, x2, y2`` in ``convention``: with inclusive pixel corners (maskrcnn-benchmark)
+    a box is ``x2 - x1 + 1`` wide and its centre ``x1 + w / 2``, and a decoded box ends at
+    ``centre + w / 2 - 1``; in continuous coordinates the width is ``x2 - x1`` and the box is
+    symmetric about its centre. ``bbox_xform_clip`` caps the predicted log size ratio before ``exp``
+    so that a wild prediction cannot overflow.
     """
 
-    def __init__(self, weights, bbox_xform_clip=math.log(1000.0 / 16)):
+    def __init__(self, weights, bbox_xform_clip=math.log(1000.0 / 16), convention=DEFAULT_BOX_CONVENTION):
         if len(weights) != 4:
             raise ValueError("BoxCoder: weights must have 4 entries, got {!r}".format(weights))
         self.weights = tuple(float(w) for w in weights)
         self.bbox_xform_clip = bbox_xform_clip
+        self.convention = box_convention(convention)
 
     def encode(self, reference_boxes, proposals):
         """Targets that turn ``proposals`` into ``reference_boxes`` (both ``N x 4``)."""
         wx, wy, ww, wh = self.weights
-        proposal_w = proposals[:, 2] - proposals[:, 0]
-        proposal_h = proposals[:, 3] - proposals[:, 1]
+        proposal_w = self.convention.widths(proposals)
+        proposal_h = self.convention.heights(proposals)
         proposal_cx = proposals[:, 0] + 0.5 * proposal_w
         proposal_cy = proposals[:, 1] + 0.5 * proposal_h
 
-        target_w = reference_boxes[:, 2] - reference_boxes[:, 0]
-        target_h = reference_boxes[:, 3] - reference_boxes[:, 1]
+        target_w = self.convention.widths(reference_boxes)
+        target_h = self.convention.heights(reference_boxes)
         target_cx = reference_boxes[:, 0] + 0.5 * target_w
         target_cy = reference_boxes[:, 1] + 0.5 * target_h
 
@@ -40,8 +46,8 @@ class BoxCoder(object):
         """Apply ``rel_codes`` (``N x 4k``, k boxes per row, e.g. one per class) to ``boxes``."""
         boxes = boxes.to(rel_codes.dtype)
         wx, wy, ww, wh = self.weights
-        widths = (boxes[:, 2] - boxes[:, 0])[:, None]
-        heights = (boxes[:, 3] - boxes[:, 1])[:, None]
+        widths = self.convention.widths(boxes)[:, None]
+        heights = self.convention.heights(boxes)[:, None]
         ctr_x = boxes[:, 0:1] + 0.5 * widths
         ctr_y = boxes[:, 1:2] + 0.5 * heights
 
@@ -55,12 +61,16 @@ class BoxCoder(object):
         pred_w = torch.exp(dw) * widths
         pred_h = torch.exp(dh) * heights
 
+        # The far corner is the last pixel inside the box when corners are inclusive.
+        offset = self.convention.pixel_offset
+        x2 = pred_ctr_x + 0.5 * pred_w
+        y2 = pred_ctr_y + 0.5 * pred_h
         pred = torch.stack(
             (
                 pred_ctr_x - 0.5 * pred_w,
                 pred_ctr_y - 0.5 * pred_h,
-                pred_ctr_x + 0.5 * pred_w,
-                pred_ctr_y + 0.5 * pred_h,
+                x2 - offset if offset else x2,
+                y2 - offset if offset else y2,
             ),
             dim=2,
         )

@@ -8,31 +8,41 @@ from torch.autograd.function import once_differentiable
 
 from maskrcnn_benchmark.layers import ROIAlign
 from maskrcnn_benchmark.layers.roi_align import roi_align_backward, roi_align_into
+from maskrcnn_benchmark.structures.box_convention import (
+    DEFAULT_BOX_CONVENTION,
+    box_convention,
+    box_convention_from_config,
+)
 
 
 class LevelMapper(object):
     """Chooses the FPN level of each box (FPN paper, eq. 1):
     ``k = floor(canonical_level + log2(sqrt(area) / canonical_scale))`` clamped to
-    ``[k_min, k_max]``, returned as an index from 0 (level ``k_min``)."""
+    ``[k_min, k_max]``, returned as an index from 0 (level ``k_min``). The area is the box
+    ``convention``'s (with maskrcnn-benchmark's +1 widths, while RoIAlign samples the corners as
+    they are)."""
 
-    def __init__(self, k_min, k_max, canonical_scale=224, canonical_level=4, eps=1e-6):
+    def __init__(self, k_min, k_max, canonical_scale=224, canonical_level=4, eps=1e-6,
+                 convention=DEFAULT_BOX_CONVENTION):
         self.k_min = k_min
         self.k_max = k_max
         self.s0 = canonical_scale
         self.lvl0 = canonical_level
         self.eps = eps
+        self.convention = box_convention(convention)
 
     def __call__(self, boxlists):
-        scale = torch.sqrt(torch.cat([boxlist.area() for boxlist in boxlists]))
+        scale = torch.sqrt(torch.cat([boxlist.area(self.convention) for boxlist in boxlists]))
         target_level = torch.floor(self.lvl0 + torch.log2(scale / self.s0 + self.eps))
         target_level = target_level.clamp(min=self.k_min, max=self.k_max)
         return target_level.to(torch.int64) - self.k_min
 
 
 class Pooler(nn.Module):
-    """ROIAlign of each box on its level (``scales`` = 1 / stride per level)."""
+    """ROIAlign of each box on its level (``scales`` = 1 / stride per level; the level from the
+    box area in ``convention``)."""
 
-    def __init__(self, output_size, scales, sampling_ratio):
+    def __init__(self, output_size, scales, sampling_ratio, convention=DEFAULT_BOX_CONVENTION):
         super(Pooler, self).__init__()
         self.output_size = output_size
         self.poolers = nn.ModuleList(
@@ -41,7 +51,7 @@ class Pooler(nn.Module):
         # The levels follow from the strides: scale 1/4 is level 2, 1/32 is level 5.
         k_min = -math.log2(scales[0])
         k_max = -math.log2(scales[-1])
-        self.map_levels = LevelMapper(int(round(k_min)), int(round(k_max)))
+        self.map_levels = LevelMapper(int(round(k_min)), int(round(k_max)), convention=convention)
 
     def convert_to_roi_format(self, boxes):
         """Per-image BoxLists -> ``K x 5`` rows of (image index, x1, y1, x2, y2)."""
@@ -132,4 +142,5 @@ def make_pooler(cfg, head_name):
         output_size=(head.POOLER_RESOLUTION, head.POOLER_RESOLUTION),
         scales=head.POOLER_SCALES,
         sampling_ratio=head.POOLER_SAMPLING_RATIO,
+        convention=box_convention_from_config(cfg),
     )

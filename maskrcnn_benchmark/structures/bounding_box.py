@@ -1,14 +1,16 @@
 """BoxList: the boxes of one image, plus per-box fields (labels, scores, masks, ...).
 
-Box convention (project-wide): coordinates are continuous, as in torchvision and detectron2.
-A pixel with integer index ``i`` covers ``[i, i + 1)``, so a box ``(x1, y1, x2, y2)`` has
-``width = x2 - x1`` and ``height = y2 - y1``, with no ``+1`` anywhere: in the xywh conversion,
-in ``area``, in flips (``x1' = W - x2``) and in clipping (coordinates are clamped to ``[0, W]``
-and ``[0, H]``).
+What the corners mean is the box convention (``box_convention.py``): the methods whose result
+depends on it (the xywh conversion, ``area``, flips and clipping) take a ``convention``, by default
+maskrcnn-benchmark's (inclusive pixel corners, width ``x2 - x1 + 1``), as its methods of the same
+names; ``CONTINUOUS`` gives width ``x2 - x1``, flips ``x1' = W - x2`` and clipping to ``[0, W]``.
+Scaling (``resize``) and ``crop`` multiply and shift the corners as they are, in either.
 
 ``image_size`` is ``(width, height)``, as PIL reports it.
 """
 import torch
+
+from .box_convention import DEFAULT_BOX_CONVENTION, box_convention
 
 FLIP_LEFT_RIGHT = 0
 FLIP_TOP_BOTTOM = 1
@@ -81,54 +83,61 @@ class BoxList(object):
         return copy
 
     # ------------------------------------------------------------------ modes
-    def _split_into_xyxy(self):
+    def _split_into_xyxy(self, convention=DEFAULT_BOX_CONVENTION):
         """The four coordinate columns (each ``N x 1``) as x1, y1, x2, y2."""
         if self.mode == "xyxy":
             return self.bbox.split(1, dim=-1)
         x1, y1, w, h = self.bbox.split(1, dim=-1)
-        return x1, y1, x1 + w, y1 + h
+        return box_convention(convention).xyxy_from_xywh(x1, y1, w, h)
 
-    def convert(self, mode):
-        """The same boxes in ``mode`` (returns ``self`` when nothing changes)."""
+    def convert(self, mode, convention=DEFAULT_BOX_CONVENTION):
+        """The same boxes in ``mode`` (returns ``self`` when nothing changes); the width of an
+        ``xywh`` box is the ``convention``'s."""
         if mode not in _MODES:
             raise ValueError(f"BoxList mode must be one of {_MODES}, got mode={mode!r}")
         if mode == self.mode:
             return self
-        x1, y1, x2, y2 = self._split_into_xyxy()
+        convention = box_convention(convention)
+        x1, y1, x2, y2 = self._split_into_xyxy(convention)
         if mode == "xyxy":
             bbox = torch.cat((x1, y1, x2, y2), dim=-1)
         else:
-            bbox = torch.cat((x1, y1, x2 - x1, y2 - y1), dim=-1)
+            bbox = torch.cat((x1, y1, convention.length(x1, x2), convention.length(y1, y2)), dim=-1)
         converted = BoxList(bbox, self.size, mode=mode)
         converted._copy_extra_fields(self)
         return converted
 
     # ------------------------------------------------------------------ geometry
-    def resize(self, size, *args, **kwargs):
-        """Rescale to a new image size ``(width, height)``; x and y may scale differently."""
+    def resize(self, size, *args, convention=DEFAULT_BOX_CONVENTION, **kwargs):
+        """Rescale to a new image size ``(width, height)``; x and y may scale differently (then
+        ``xywh`` boxes pass through corners of the ``convention``)."""
         ratio_w = float(size[0]) / float(self.size[0])
         ratio_h = float(size[1]) / float(self.size[1])
         if ratio_w == ratio_h:
             bbox = self.bbox * ratio_w
             resized = BoxList(bbox, size, mode=self.mode)
         else:
-            x1, y1, x2, y2 = self._split_into_xyxy()
+            x1, y1, x2, y2 = self._split_into_xyxy(convention)
             bbox = torch.cat((x1 * ratio_w, y1 * ratio_h, x2 * ratio_w, y2 * ratio_h), dim=-1)
             resized = BoxList(bbox, size, mode="xyxy")
         for field, field_data in self.extra_fields.items():
             if _movable(field_data, "resize"):
                 field_data = field_data.resize(size, *args, **kwargs)
             resized.add_field(field, field_data)
-        return resized.convert(self.mode)
+        return resized.convert(self.mode, convention)
 
-    def transpose(self, method):
-        """Flip the boxes (and movable fields) with FLIP_LEFT_RIGHT or FLIP_TOP_BOTTOM."""
+    def transpose(self, method, convention=DEFAULT_BOX_CONVENTION):
+        """Flip the boxes (and movable fields) with FLIP_LEFT_RIGHT or FLIP_TOP_BOTTOM; a flipped
+        box starts at ``W - x2`` less the ``convention``'s pixel offset."""
+        convention = box_convention(convention)
         image_width, image_height = self.size
-        x1, y1, x2, y2 = self._split_into_xyxy()
+        x1, y1, x2, y2 = self._split_into_xyxy(convention)
         if method == FLIP_LEFT_RIGHT:
-            bbox = torch.cat((image_width - x2, y1, image_width - x1, y2), dim=-1)
+            x1, x2 = convention.flip_coordinates(x1, x2, image_width)
+            bbox = torch.cat((x1, y1, x2, y2), dim=-1)
         elif method == FLIP_TOP_BOTTOM:
-            bbox = torch.cat((x1, image_height - y2, x2, image_height - y1), dim=-1)
+            y1, y2 = convention.flip_coordinates(y1, y2, image_height)
+            bbox = torch.cat((x1, y1, x2, y2), dim=-1)
         else:
             raise ValueError(
                 f"transpose method must be FLIP_LEFT_RIGHT ({FLIP_LEFT_RIGHT}) or "
@@ -139,7 +148,7 @@ class BoxList(object):
             if _movable(field_data, "transpose"):
                 field_data = field_data.transpose(method)
             flipped.add_field(field, field_data)
-        return flipped.convert(self.mode)
+        return flipped.convert(self.mode, convention)
 
     def crop(self, box):
         """Cut out the region ``box = (x1, y1, x2, y2)``: boxes move into its frame and are
@@ -163,31 +172,30 @@ class BoxList(object):
             cropped.add_field(field, field_data)
         return cropped.convert(self.mode)
 
-    def clip_to_image(self, remove_empty=True):
-        """Clamp the boxes to the image; with ``remove_empty`` drop boxes left with no area.
+    def clip_to_image(self, remove_empty=True, convention=DEFAULT_BOX_CONVENTION):
+        """Clamp the boxes to the image (``[0, W - 1]`` with inclusive pixel corners, ``[0, W]``
+        with continuous ones); with ``remove_empty`` drop the boxes left with ``x2 <= x1`` or
+        ``y2 <= y1`` (maskrcnn-benchmark's rule, also with inclusive corners, where such a box
+        still covers a pixel: see ``BoxConvention.nonempty`` for the boxes without any).
 
         The clamped boxes are a new tensor (``self.bbox`` is rebound, never written into), so
         clipping boxes that are a view of a tensor requiring grad keeps autograd intact.
         Returns ``self`` (or, with ``remove_empty``, the kept subset).
         """
-        image_width, image_height = self.size
-        x1, y1, x2, y2 = self._split_into_xyxy()
-        x1 = x1.clamp(min=0, max=image_width)
-        y1 = y1.clamp(min=0, max=image_height)
-        x2 = x2.clamp(min=0, max=image_width)
-        y2 = y2.clamp(min=0, max=image_height)
+        convention = box_convention(convention)
+        x1, y1, x2, y2 = convention.clip(torch.cat(self._split_into_xyxy(convention), dim=-1), self.size).split(1, dim=-1)
         if self.mode == "xyxy":
             self.bbox = torch.cat((x1, y1, x2, y2), dim=-1)
         else:
-            self.bbox = torch.cat((x1, y1, x2 - x1, y2 - y1), dim=-1)
+            self.bbox = torch.cat((x1, y1, convention.length(x1, x2), convention.length(y1, y2)), dim=-1)
         if remove_empty:
             keep = ((x2 > x1) & (y2 > y1)).squeeze(-1)
             return self[keep]
         return self
 
-    def area(self):
+    def area(self, convention=DEFAULT_BOX_CONVENTION):
         if self.mode == "xyxy":
-            return (self.bbox[:, 2] - self.bbox[:, 0]) * (self.bbox[:, 3] - self.bbox[:, 1])
+            return box_convention(convention).areas(self.bbox)
         return self.bbox[:, 2] * self.bbox[:, 3]
 
     # ------------------------------------------------------------------ containers

@@ -1,21 +1,26 @@
 """Operations on BoxLists: non-maximum suppression, IoU, filtering and concatenation.
 
-IoU and areas follow the project's box convention (width = x2 - x1, no +1; see bounding_box.py).
+Widths, areas, IoU and the NMS rule are those of the box convention (``box_convention.py``) each
+function is given, by default maskrcnn-benchmark's, as its functions of the same names.
 """
 import torch
 
 from .bounding_box import BoxList
+from .box_convention import DEFAULT_BOX_CONVENTION, box_convention
 
 
-def _nms(boxes, scores, iou_threshold):
+def _nms(boxes, scores, iou_threshold, convention, suppresses_ties=None, categories=None):
     # Imported on use: the layers package wraps the compiled extension, and the structures must
     # stay importable (for data loading, tests, tools) without pulling it in.
-    from maskrcnn_benchmark.layers import nms
+    from maskrcnn_benchmark.layers.nms import batched_nms, nms
 
-    return nms(boxes, scores, iou_threshold)
+    threshold, legacy = convention.nms_arguments(iou_threshold, suppresses_ties)
+    if categories is None:
+        return nms(boxes, scores, threshold, legacy=legacy)
+    return batched_nms(boxes, scores, categories, threshold, legacy=legacy)
 
 
-def boxlist_nms(boxlist, nms_thresh, max_proposals=-1, score_field="scores"):
+def boxlist_nms(boxlist, nms_thresh, max_proposals=-1, score_field="scores", convention=DEFAULT_BOX_CONVENTION):
     """Class-agnostic NMS over a BoxList, ranked by the field ``score_field``.
 
     Returns the kept boxes sorted by decreasing score, at most ``max_proposals`` of them when
@@ -24,41 +29,48 @@ def boxlist_nms(boxlist, nms_thresh, max_proposals=-1, score_field="scores"):
     if nms_thresh <= 0:
         return boxlist
     mode = boxlist.mode
-    boxlist = boxlist.convert("xyxy")
-    keep = _nms(boxlist.bbox, boxlist.get_field(score_field), nms_thresh)
+    boxlist = boxlist.convert("xyxy", convention)
+    keep = _nms(boxlist.bbox, boxlist.get_field(score_field), nms_thresh, box_convention(convention))
     if max_proposals > 0:
         keep = keep[:max_proposals]
-    return boxlist[keep].convert(mode)
+    return boxlist[keep].convert(mode, convention)
 
 
-def boxlist_ml_nms(boxlist, nms_thresh, max_proposals=-1, score_field="scores", label_field="labels"):
-    """Per-class NMS: boxes only suppress boxes with the same value of ``label_field``.
-
-    All classes go through one NMS call: each class's boxes are shifted by a class-specific
-    offset larger than any coordinate, so boxes of different classes never overlap.
+def boxlist_ml_nms(boxlist, nms_thresh, max_proposals=-1, score_field="scores", label_field="labels",
+                   convention=DEFAULT_BOX_CONVENTION, suppresses_ties=False):
+    """Per-class NMS: boxes only suppress boxes with the same value of ``label_field``
+    (``layers.batched_nms``: with maskrcnn-benchmark's convention one pass per class, as its code
+    does). A box whose IoU equals the threshold is kept unless ``suppresses_ties`` (the forks'
+    ``ml_nms`` kernel, which only exists for CUDA, compares with ``>``; None: the convention's rule).
     """
     if nms_thresh <= 0 or len(boxlist) == 0:
         return boxlist
+    convention = box_convention(convention)
     mode = boxlist.mode
-    boxlist = boxlist.convert("xyxy")
-    boxes = boxlist.bbox
-    labels = boxlist.get_field(label_field)
-    offsets = labels.to(boxes.dtype) * (boxes.max() - boxes.min() + 1)
-    shifted = boxes - boxes.min() + offsets[:, None]
-    keep = _nms(shifted, boxlist.get_field(score_field), nms_thresh)
+    boxlist = boxlist.convert("xyxy", convention)
+    keep = _nms(boxlist.bbox, boxlist.get_field(score_field), nms_thresh, convention, suppresses_ties,
+                categories=boxlist.get_field(label_field))
     if max_proposals > 0:
         keep = keep[:max_proposals]
-    return boxlist[keep].convert(mode)
+    return boxlist[keep].convert(mode, convention)
 
 
-def remove_small_boxes(boxlist, min_size):
-    """Keep the boxes whose width and height are both at least ``min_size``."""
-    widths_heights = boxlist.convert("xywh").bbox[:, 2:]
-    keep = (widths_heights >= min_size).all(dim=1)
+def remove_small_boxes(boxlist, min_size, convention=DEFAULT_BOX_CONVENTION):
+    """Keep the boxes whose width and height (in ``convention``) are both at least ``min_size``."""
+    convention = box_convention(convention)
+    boxes = boxlist.convert("xyxy", convention).bbox
+    keep = (convention.widths(boxes) >= min_size) & (convention.heights(boxes) >= min_size)
     return boxlist[keep]
 
 
-def boxlist_iou(boxlist1, boxlist2):
+def remove_empty_boxes(boxlist, convention=DEFAULT_BOX_CONVENTION):
+    """Keep the boxes that cover some area in ``convention`` (with inclusive pixel corners a box
+    with ``x1 == x2`` covers a column of pixels and stays)."""
+    convention = box_convention(convention)
+    return boxlist[convention.nonempty(boxlist.convert("xyxy", convention).bbox)]
+
+
+def boxlist_iou(boxlist1, boxlist2, convention=DEFAULT_BOX_CONVENTION):
     """The ``N x M`` matrix of IoUs between two BoxLists on the same image.
 
     A pair whose union is empty (two degenerate boxes) gets IoU 0 rather than NaN, so that
@@ -68,17 +80,8 @@ def boxlist_iou(boxlist1, boxlist2):
         raise ValueError(
             f"boxlist_iou needs BoxLists on the same image, got sizes {boxlist1.size} and {boxlist2.size}"
         )
-    boxes1 = boxlist1.convert("xyxy").bbox
-    boxes2 = boxlist2.convert("xyxy").bbox
-    area1 = boxlist1.area()
-    area2 = boxlist2.area()
-
-    top_left = torch.max(boxes1[:, None, :2], boxes2[None, :, :2])
-    bottom_right = torch.min(boxes1[:, None, 2:], boxes2[None, :, 2:])
-    overlap_wh = (bottom_right - top_left).clamp(min=0)
-    intersection = overlap_wh[..., 0] * overlap_wh[..., 1]
-    union = area1[:, None] + area2[None, :] - intersection
-    return torch.where(union > 0, intersection / union.clamp(min=torch.finfo(union.dtype).tiny), 0.0)
+    convention = box_convention(convention)
+    return convention.pairwise_iou(boxlist1.convert("xyxy", convention).bbox, boxlist2.convert("xyxy", convention).bbox)
 
 
 def _cat_field(values, field):

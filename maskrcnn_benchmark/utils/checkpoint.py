@@ -12,6 +12,13 @@ Only finite states are written: a model weight or optimizer value that is NaN or
 
 Files are read with ``torch.load(weights_only=True)``: everything saved is tensors or plain Python
 values, random-number-generator states included (see :func:`capture_rng_state`).
+
+maskrcnn-benchmark's model-zoo ``.pth`` files and the Sampling-Free authors' releases are files of
+the same layout (``{"model": state_dict, "optimizer", "scheduler", "iteration"}``, often with the
+``module.`` prefix of DistributedDataParallel and the stored cell anchors): ``MODEL.WEIGHT`` loads
+them as they are, see ``model_serialization`` for how their names and shapes are matched. Their
+optimizer and scheduler entries are used only by a checkpointer given an optimizer / scheduler
+(resuming); otherwise one log line says they were left out.
 """
 import errno
 import logging
@@ -286,8 +293,9 @@ class Checkpointer(object):
         if "scheduler" in checkpoint and self.scheduler is not None:
             self.logger.info("Loading scheduler from %s", f)
             self.scheduler.load_state_dict(checkpoint.pop("scheduler"))
-        checkpoint.pop("optimizer", None)
-        checkpoint.pop("scheduler", None)
+        unused = [key for key in ("optimizer", "scheduler") if checkpoint.pop(key, None) is not None]
+        if unused:
+            self.logger.info("%s also holds %s state: not used, only its weights are loaded", f, " and ".join(unused))
         return checkpoint
 
     def has_checkpoint(self):

@@ -75,8 +75,9 @@ def test_inference_writes_the_server_results_files(test_dev_root, tmp_path):
     for entry in boxes:
         assert set(entry) == {"image_id", "category_id", "bbox", "score"}
         width, height = SIZES[entry["image_id"]]
-        # original COCO ids (1 -> 3, 3 -> 90) and xywh boxes at the original image size
-        expected = {3: [0, 0, width / 2, height / 2], 90: [width / 2, height / 2, width / 2, height / 2]}
+        # original COCO ids (1 -> 3, 3 -> 90) and xywh boxes at the original image size; the corners are
+        # inclusive (the default box convention), so a box is one pixel wider than x2 - x1
+        expected = {3: [0, 0, width / 2 + 1, height / 2 + 1], 90: [width / 2, height / 2, width / 2 + 1, height / 2 + 1]}
         assert entry["bbox"] == pytest.approx(expected[entry["category_id"]], abs=1e-3)
         assert entry["score"] == pytest.approx({3: 0.9, 90: 0.4}[entry["category_id"]])
     for entry in masks:

@@ -19,6 +19,7 @@ from maskrcnn_benchmark.modeling.dense_heads.normalizer import cross_process_nor
 from maskrcnn_benchmark.modeling.dense_heads.points import PointGenerator
 from maskrcnn_benchmark.modeling.dense_heads.tower import Scale, init_dense_head_, make_tower
 from maskrcnn_benchmark.modeling.rpn.anchor_generator import octave_anchor_generator, positions_for_image_size
+from maskrcnn_benchmark.structures.box_convention import CONTINUOUS
 
 
 def random_boxes(n, generator, low=0.0, span=100.0):
@@ -103,7 +104,8 @@ def test_points_for_an_image_size_are_the_cell_centres_of_the_padded_grid():
 
 
 def test_anchors_for_an_image_size_tile_the_cell_anchors_over_the_padded_grid():
-    generator = octave_anchor_generator((16, 32), (0.5, 1.0), (8, 16), octave=2.0, scales_per_octave=2)
+    generator = octave_anchor_generator((16, 32), (0.5, 1.0), (8, 16), octave=2.0, scales_per_octave=2,
+                                        convention=CONTINUOUS)  # exact shapes
     anchors = positions_for_image_size(generator, (20, 30), 16)  # pads to 32 x 32
     assert [a.shape for a in anchors] == [(4 * 4 * 4, 4), (2 * 2 * 4, 4)]
     # location (row 1, col 2) of P3, its 4 anchors: ratio-major, sizes 16 and 16 * sqrt(2)

@@ -26,6 +26,7 @@ from maskrcnn_benchmark.modeling.sample_strategy import (
     TrainedSamples,
 )
 from maskrcnn_benchmark.structures.bounding_box import BoxList
+from maskrcnn_benchmark.structures.box_convention import MASKRCNN_BENCHMARK
 from maskrcnn_benchmark.structures.image_list import to_image_list
 from maskrcnn_benchmark.utils.checkpoint import Checkpointer
 
@@ -101,7 +102,8 @@ def test_roi_context_numbers_ground_truth_across_images_and_gives_predicted_ious
     coder = BoxCoder(weights=(10.0, 10.0, 5.0, 5.0))
     rows = regression.split([len(p) for p in kept])
     for image, (p, target, image_rows) in enumerate(zip(kept, targets, rows)):
-        ious = box_iou(p.bbox, target.bbox)
+        # the matcher's IoU is the default box convention's: the boxes as continuous ones, one pixel wider
+        ious = box_iou(MASKRCNN_BENCHMARK.to_continuous(p.bbox), MASKRCNN_BENCHMARK.to_continuous(target.bbox))
         best, index = ious.max(dim=1)
         best_iou.append(best)
         image_labels = p.get_field("labels")

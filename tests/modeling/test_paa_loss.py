@@ -20,6 +20,7 @@ NUM_CLASSES = 3  # foreground columns
 def paa(topk=9, reg_loss_weight=1.3):
     """PAA on one level of 20 px anchors at stride 10 (a 50x50 image: centres 5..45)."""
     cfg = default_cfg.clone()
+    cfg.MODEL.BOX_CONVENTION = "continuous"  # exact anchors, for the hand-computed geometry below
     cfg.MODEL.PAA.NUM_CLASSES = NUM_CLASSES + 1
     cfg.MODEL.PAA.NUM_CONVS = 1
     cfg.MODEL.PAA.ANCHOR_SIZES = (20,)

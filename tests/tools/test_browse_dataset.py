@@ -34,9 +34,11 @@ def test_boxes_and_masks_follow_the_training_transforms(tmp_path):
     assert [os.path.basename(p) for p in written] == ["000000_only.png"]
     canvas = cv2.imread(written[0])
     assert canvas.shape == (60, 80, 3)  # resized x 2
-    # flipped then doubled: the square covers x 52..72, y 12..32; label 2 has its class colour
+    # flipped then doubled: the square covers x 52..72, y 12..32; label 2 has its class colour. The box
+    # is in maskrcnn-benchmark's inclusive corners (the default MODEL.BOX_CONVENTION): x 4..13 doubled
+    # is 8..26, mirrored in 80 pixels 53..71
     colour = np.array(_color(2))
-    assert np.abs(canvas[28, 52].astype(int) - colour).max() <= 1  # left edge of the box, below the caption
+    assert np.abs(canvas[28, 53].astype(int) - colour).max() <= 1  # left edge of the box, below the caption
     blended = canvas[22, 62].astype(int)  # inside: the mask blends the grey with the colour
     assert np.abs(blended - (0.55 * 128 + 0.45 * colour)).max() <= 2
     assert np.abs(canvas[22, 18].astype(int) - 128).max() <= 1  # the unflipped place holds nothing

@@ -10,6 +10,7 @@ import torch
 import torchvision
 
 from maskrcnn_benchmark.structures.bounding_box import BoxList
+from maskrcnn_benchmark.structures.box_convention import CONTINUOUS
 from maskrcnn_benchmark.structures.segmentation_mask import SegmentationMask
 
 from .image_loading import check_image_size, get_with_corrupt_fallback, read_image
@@ -215,11 +216,12 @@ class COCODataset(torchvision.datasets.coco.CocoDetection):
     def _build_target(self, anns, image_size):
         anns = [ann for ann in anns if _is_usable(ann)]
         boxes = torch.as_tensor([ann["bbox"] for ann in anns], dtype=torch.float32).reshape(-1, 4)
-        target = BoxList(boxes, image_size, mode="xywh").convert("xyxy")
+        # continuous boxes, as annotated; the transforms move them into the model's box convention
+        target = BoxList(boxes, image_size, mode="xywh").convert("xyxy", CONTINUOUS)
         labels = [self.json_category_id_to_contiguous_id[ann["category_id"]] for ann in anns]
         target.add_field("labels", torch.tensor(labels, dtype=torch.int64))
         target.add_field("masks", SegmentationMask([ann["segmentation"] for ann in anns], image_size, mode="poly"))
-        return target.clip_to_image(remove_empty=True)
+        return target.clip_to_image(remove_empty=True, convention=CONTINUOUS)
 
     def get_img_info(self, index):
         """``{"height", "width", "id", "file_name", ...}`` of the image at ``index``."""
@@ -231,7 +233,7 @@ class COCODataset(torchvision.datasets.coco.CocoDetection):
         info = self.coco.imgs[img_id]
         crowd = [ann for ann in self.coco.imgToAnns[img_id] if ann.get("iscrowd", 0)]
         boxes = torch.as_tensor([ann["bbox"] for ann in crowd], dtype=torch.float32).reshape(-1, 4)
-        boxes = BoxList(boxes, (info["width"], info["height"]), mode="xywh").convert("xyxy")
+        boxes = BoxList(boxes, (info["width"], info["height"]), mode="xywh").convert("xyxy", CONTINUOUS)
         labels = [self.json_category_id_to_contiguous_id[ann["category_id"]] for ann in crowd]
         boxes.add_field("labels", torch.tensor(labels, dtype=torch.int64))
         return boxes

@@ -5,6 +5,7 @@ import xml.etree.ElementTree as ET
 import torch
 
 from maskrcnn_benchmark.structures.bounding_box import BoxList
+from maskrcnn_benchmark.structures.box_convention import CONTINUOUS
 
 from .image_loading import check_image_size, get_with_corrupt_fallback, read_image
 
@@ -106,7 +107,7 @@ class PascalVOCDataset(torch.utils.data.Dataset):
         target = self.get_groundtruth(index)
         if not self.keep_difficult:
             target = target[~target.get_field("difficult")]
-        target = target.clip_to_image(remove_empty=True)
+        target = target.clip_to_image(remove_empty=True, convention=CONTINUOUS)
         if self.transforms is not None:
             image, target = self.transforms(image, target)
         return image, target, index

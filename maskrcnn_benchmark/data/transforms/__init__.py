@@ -1,7 +1,7 @@
 """Image + target transforms and the pipelines built from the config."""
 from .build import build_transforms
 from .transforms import (ColorJitter, Compose, Normalize, RandomHorizontalFlip, RandomVerticalFlip,
-                         Resize, ToTensor)
+                         Resize, ToBoxConvention, ToTensor)
 
 __all__ = ["build_transforms", "ColorJitter", "Compose", "Normalize", "RandomHorizontalFlip",
-           "RandomVerticalFlip", "Resize", "ToTensor"]
+           "RandomVerticalFlip", "Resize", "ToBoxConvention", "ToTensor"]

@@ -1,4 +1,6 @@
-"""The train / test transform pipelines from the ``INPUT.*`` config keys."""
+"""The train / test transform pipelines from the ``INPUT.*`` config keys and MODEL.BOX_CONVENTION."""
+from maskrcnn_benchmark.structures.box_convention import box_convention_from_config
+
 from . import transforms as T
 
 
@@ -13,14 +15,15 @@ def build_transforms(cfg, is_train=True):
         horizontal_flip = vertical_flip = 0.0
         jitter = (0.0, 0.0, 0.0, 0.0)
 
-    steps = []
+    convention = box_convention_from_config(cfg)
+    steps = [T.ToBoxConvention(convention)]
     if any(jitter):
         steps.append(T.ColorJitter(*jitter))
-    steps.append(T.Resize(min_size, max_size))
+    steps.append(T.Resize(min_size, max_size, convention))
     if horizontal_flip > 0:
-        steps.append(T.RandomHorizontalFlip(horizontal_flip))
+        steps.append(T.RandomHorizontalFlip(horizontal_flip, convention))
     if vertical_flip > 0:
-        steps.append(T.RandomVerticalFlip(vertical_flip))
+        steps.append(T.RandomVerticalFlip(vertical_flip, convention))
     steps.append(T.ToTensor())
     steps.append(T.Normalize(cfg.INPUT.PIXEL_MEAN, cfg.INPUT.PIXEL_STD, cfg.INPUT.TO_BGR255))
     return T.Compose(steps)

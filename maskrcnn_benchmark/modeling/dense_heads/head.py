@@ -22,6 +22,7 @@ and ``classification_layer()``.
 from maskrcnn_benchmark.modeling.rpn.anchor_generator import positions_for_image_size
 from maskrcnn_benchmark.modeling.sample_strategy import SIGMOID
 from maskrcnn_benchmark.modeling.sampling_free import SamplingFreeHead, stage_settings
+from maskrcnn_benchmark.structures.box_convention import box_convention_from_config
 
 from .postprocess import DensePostProcessor
 
@@ -39,10 +40,11 @@ def conv_head_config(group, in_channels):
 def dense_head_config(cfg, group):
     """What every dense head's ``from_config`` reads the same way, for its config group ``group``
     (e.g. ``cfg.MODEL.FCOS``): the ONE_STAGE Sampling-Free settings (with the group's focal loss
-    gamma / alpha), the post-processing settings and the batching's SIZE_DIVISIBILITY."""
+    gamma / alpha), the post-processing settings (with the MODEL.BOX_CONVENTION) and the batching's
+    SIZE_DIVISIBILITY."""
     return {
         "settings": stage_settings(cfg, "ONE_STAGE", focal_gamma=group.LOSS_GAMMA, focal_alpha=group.LOSS_ALPHA),
-        "postprocess": DensePostProcessor.settings_from(group, cfg.TEST),
+        "postprocess": dict(DensePostProcessor.settings_from(group, cfg.TEST), convention=box_convention_from_config(cfg)),
         "size_divisibility": cfg.DATALOADER.SIZE_DIVISIBILITY,
     }
 
@@ -55,6 +57,9 @@ class DenseHead(SamplingFreeHead):
 
     # The MODEL.<group> the head's from_config reads (its NUM_CLASSES is the classifier size)
     config_group = None
+    # maskrcnn-benchmark's files store the cell anchors under rpn.anchor_generator (checked against
+    # ours when loading, utils/model_serialization.py)
+    legacy_child_names = {"anchor_generator": "position_generator"}
 
     def __init__(self, name, settings, head, position_generator, size_divisibility):
         super().__init__(name, settings, SIGMOID, head.num_classes)

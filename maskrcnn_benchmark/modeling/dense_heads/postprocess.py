@@ -4,7 +4,9 @@ Per level and image: the (position, class) pairs whose class probability exceeds
 candidates; the ``pre_nms_top_n`` best by the head's score are decoded into boxes, clipped to the
 image; boxes left without area (decoded outside the image) and boxes smaller than ``min_size`` are
 dropped. Per image, over all levels: class-wise NMS, then the ``fpn_post_nms_top_n`` best boxes,
-then the head's optional ``refine`` step (PAA's score voting).
+then the head's optional ``refine`` step (PAA's score voting). Clipping, widths and NMS are those
+of the box ``convention``; NMS keeps a box whose IoU equals the threshold (the FCOS / ATSS / PAA
+code bases' multi-class NMS) unless ``nms_suppresses_ties`` (RetinaNet passes its convention's rule).
 
 Dropping empty boxes before NMS matters: two identical empty boxes have IoU 0 / 0 = NaN, which
 suppresses nothing, so NMS would keep every copy of them.
@@ -20,7 +22,8 @@ import torch
 from torch import nn
 
 from maskrcnn_benchmark.structures.bounding_box import BoxList
-from maskrcnn_benchmark.structures.boxlist_ops import boxlist_ml_nms, cat_boxlist, remove_small_boxes
+from maskrcnn_benchmark.structures.box_convention import DEFAULT_BOX_CONVENTION, box_convention
+from maskrcnn_benchmark.structures.boxlist_ops import boxlist_ml_nms, cat_boxlist, remove_empty_boxes, remove_small_boxes
 
 from .layout import flatten_level
 
@@ -51,30 +54,34 @@ def keep_top_candidates(scores, pre_nms_top_n, *indices):
     return (scores, *(index[top] for index in indices))
 
 
-def detections_boxlist(boxes, image_size, class_idx, scores, min_size):
+def detections_boxlist(boxes, image_size, class_idx, scores, min_size, convention=DEFAULT_BOX_CONVENTION):
     """Decoded candidates as a BoxList (labels 1-based, background being 0), clipped to
     ``image_size`` (width, height), without the empty boxes and those smaller than ``min_size``."""
     boxlist = BoxList(boxes, image_size, mode="xyxy")
     boxlist.add_field("labels", class_idx + 1)
     boxlist.add_field("scores", scores)
-    boxlist = boxlist.clip_to_image(remove_empty=True)
-    return remove_small_boxes(boxlist, min_size)
+    boxlist = remove_empty_boxes(boxlist.clip_to_image(remove_empty=False, convention=convention), convention)
+    return remove_small_boxes(boxlist, min_size, convention)
 
 
-def keep_top_detections(boxlist, nms_thresh, max_detections):
+def keep_top_detections(boxlist, nms_thresh, max_detections, convention=DEFAULT_BOX_CONVENTION,
+                        suppresses_ties=False):
     """Class-wise NMS, then the ``max_detections`` highest-scoring boxes of the image."""
-    return boxlist_ml_nms(boxlist, nms_thresh, max_proposals=max_detections)
+    return boxlist_ml_nms(boxlist, nms_thresh, max_proposals=max_detections, convention=convention,
+                          suppresses_ties=suppresses_ties)
 
 
 class DensePostProcessor(nn.Module):
     """Detections from the per-level maps of a dense head (see the module docstring)."""
 
     def __init__(self, decode, score=class_probability, pre_nms_thresh=0.05, pre_nms_top_n=1000,
-                 nms_thresh=0.5, fpn_post_nms_top_n=100, min_size=0, num_classes=81, refine=None):
+                 nms_thresh=0.5, fpn_post_nms_top_n=100, min_size=0, num_classes=81, refine=None,
+                 convention=DEFAULT_BOX_CONVENTION, nms_suppresses_ties=False):
         super().__init__()
         self.decode, self.score, self.refine = decode, score, refine
         self.pre_nms_thresh, self.pre_nms_top_n, self.nms_thresh = pre_nms_thresh, pre_nms_top_n, nms_thresh
         self.fpn_post_nms_top_n, self.min_size, self.num_classes = fpn_post_nms_top_n, min_size, num_classes
+        self.convention, self.nms_suppresses_ties = box_convention(convention), nms_suppresses_ties
 
     @staticmethod
     def settings_from(head_cfg, test_cfg):
@@ -105,7 +112,8 @@ class DensePostProcessor(nn.Module):
             scores = self.score(probs, qualities)
             scores, position_idx, class_idx = keep_top_candidates(scores, self.pre_nms_top_n, position_idx, class_idx)
             boxes = self.decode(regression[image][position_idx], positions[position_idx])
-            results.append(detections_boxlist(boxes, (int(width), int(height)), class_idx, scores, self.min_size))
+            results.append(detections_boxlist(boxes, (int(width), int(height)), class_idx, scores, self.min_size,
+                                              self.convention))
         return results
 
     def forward(self, positions, box_cls, box_regression, quality, image_sizes):
@@ -121,6 +129,7 @@ class DensePostProcessor(nn.Module):
     def select_over_all_levels(self, boxlists):
         results = []
         for candidates in boxlists:
-            kept = keep_top_detections(candidates, self.nms_thresh, self.fpn_post_nms_top_n)
+            kept = keep_top_detections(candidates, self.nms_thresh, self.fpn_post_nms_top_n, self.convention,
+                                       self.nms_suppresses_ties)
             results.append(self.refine(kept, candidates) if self.refine is not None else kept)
         return results

@@ -5,6 +5,11 @@ import torch
 from torch import nn
 
 from maskrcnn_benchmark.structures.bounding_box import BoxList
+from maskrcnn_benchmark.structures.box_convention import (
+    DEFAULT_BOX_CONVENTION,
+    box_convention,
+    box_convention_from_config,
+)
 from maskrcnn_benchmark.structures.boxlist_ops import cat_boxlist
 
 
@@ -33,22 +38,44 @@ class BufferList(nn.Module):
         return iter(self._buffers.values())
 
 
-def generate_anchors(stride=16, sizes=(32, 64, 128, 256, 512), aspect_ratios=(0.5, 1, 2)):
-    """``A x 4`` anchors centred on the middle of a ``stride x stride`` cell at the origin.
+def generate_anchors(stride=16, sizes=(32, 64, 128, 256, 512), aspect_ratios=(0.5, 1, 2),
+                     convention=DEFAULT_BOX_CONVENTION, centre_at_half_stride=False):
+    """``A x 4`` anchors centred in a ``stride x stride`` cell at the origin, in ``convention``.
 
     One anchor per (aspect ratio, size), ratio-major; aspect ratio is height / width and an anchor
-    of size ``s`` has area ``s**2``.
+    of size ``s`` has area about ``s**2``. With whole-pixel anchor shapes (maskrcnn-benchmark), the
+    width and height of each ratio are first rounded at the stride (``round(sqrt(stride**2 /
+    ratio))`` and that times the ratio, rounded) and then scaled by ``size / stride``; the centre
+    is the cell's centre pixel ``(stride - 1) / 2``, or ``stride / 2`` with
+    ``centre_at_half_stride`` (the anchors of the ATSS and PAA code bases). Continuous anchors have
+    the exact sizes, centred at ``stride / 2``.
     """
+    convention = box_convention(convention)
+    if not convention.round_anchor_shapes:
+        anchors = []
+        center = stride / 2.0
+        for ratio in aspect_ratios:
+            for size in sizes:
+                width = size / math.sqrt(ratio)
+                height = size * math.sqrt(ratio)
+                anchors.append(
+                    [center - width / 2, center - height / 2, center + width / 2, center + height / 2]
+                )
+        return torch.tensor(anchors, dtype=torch.float32)
+
+    # Computed in float64 and rounded to float32 at the end, as maskrcnn-benchmark does.
+    offset = convention.pixel_offset
+    center = stride / 2.0 if centre_at_half_stride else (stride - offset) / 2.0
     anchors = []
-    center = stride / 2.0
     for ratio in aspect_ratios:
+        ratio_width = float(round(math.sqrt(float(stride) * stride / ratio)))  # half to even, as numpy
+        ratio_height = float(round(ratio_width * ratio))
         for size in sizes:
-            width = size / math.sqrt(ratio)
-            height = size * math.sqrt(ratio)
-            anchors.append(
-                [center - width / 2, center - height / 2, center + width / 2, center + height / 2]
-            )
-    return torch.tensor(anchors, dtype=torch.float32)
+            scale = float(size) / stride
+            half_width = 0.5 * (ratio_width * scale - offset)
+            half_height = 0.5 * (ratio_height * scale - offset)
+            anchors.append([center - half_width, center - half_height, center + half_width, center + half_height])
+    return torch.tensor(anchors, dtype=torch.float64).float()
 
 
 class AnchorGenerator(nn.Module):
@@ -57,7 +84,7 @@ class AnchorGenerator(nn.Module):
     ``sizes`` holds one tuple of sizes per level (or, without FPN, one tuple for the single
     level); ``anchor_strides`` one stride per level. Anchors whose box leaves the image by more
     than ``straddle_thresh`` pixels are marked invisible (never trained); a negative threshold
-    keeps all of them.
+    keeps all of them. ``convention`` and ``centre_at_half_stride``: see ``generate_anchors``.
     """
 
     def __init__(
@@ -66,6 +93,8 @@ class AnchorGenerator(nn.Module):
         aspect_ratios=(0.5, 1.0, 2.0),
         anchor_strides=(4, 8, 16, 32, 64),
         straddle_thresh=0,
+        convention=DEFAULT_BOX_CONVENTION,
+        centre_at_half_stride=False,
     ):
         super(AnchorGenerator, self).__init__()
         sizes = [tuple(s) if isinstance(s, (tuple, list)) else (s,) for s in sizes]
@@ -79,8 +108,10 @@ class AnchorGenerator(nn.Module):
                 )
             )
         self.strides = tuple(anchor_strides)
+        self.convention = box_convention(convention)
         self.cell_anchors = BufferList(
-            [generate_anchors(stride, s, aspect_ratios) for stride, s in zip(self.strides, sizes)]
+            [generate_anchors(stride, s, aspect_ratios, self.convention, centre_at_half_stride)
+             for stride, s in zip(self.strides, sizes)]
         )
         self.straddle_thresh = straddle_thresh
 
@@ -178,6 +209,7 @@ def anchors_for_image_sizes(anchor_generator, image_sizes, size_divisibility):
 
 
 def make_anchor_generator(config):
+    convention = box_convention_from_config(config)
     anchor_sizes = config.MODEL.RPN.ANCHOR_SIZES
     aspect_ratios = config.MODEL.RPN.ASPECT_RATIOS
     anchor_stride = config.MODEL.RPN.ANCHOR_STRIDE
@@ -197,10 +229,11 @@ def make_anchor_generator(config):
                 "False".format(tuple(anchor_stride))
             )
         sizes = [tuple(anchor_sizes)]
-    return AnchorGenerator(sizes, aspect_ratios, anchor_stride, straddle_thresh)
+    return AnchorGenerator(sizes, aspect_ratios, anchor_stride, straddle_thresh, convention)
 
 
-def octave_anchor_generator(sizes, aspect_ratios, strides, octave=2.0, scales_per_octave=3, straddle_thresh=0):
+def octave_anchor_generator(sizes, aspect_ratios, strides, octave=2.0, scales_per_octave=3, straddle_thresh=0,
+                            convention=DEFAULT_BOX_CONVENTION, centre_at_half_stride=False):
     """Anchors of the dense heads: per level ``scales_per_octave`` sizes spaced by octaves, size
     s of a level giving s * octave ** (k / scales_per_octave), k = 0 .. scales_per_octave - 1."""
     if len(strides) != len(sizes):
@@ -213,14 +246,15 @@ def octave_anchor_generator(sizes, aspect_ratios, strides, octave=2.0, scales_pe
         tuple(size * octave ** (scale / float(scales_per_octave)) for scale in range(scales_per_octave))
         for size in sizes
     ]
-    return AnchorGenerator(level_sizes, aspect_ratios, strides, straddle_thresh)
+    return AnchorGenerator(level_sizes, aspect_ratios, strides, straddle_thresh, convention, centre_at_half_stride)
 
 
-def make_anchor_generator_retinanet(config, head_config=None):
+def make_anchor_generator_retinanet(config, head_config=None, centre_at_half_stride=False):
     """``octave_anchor_generator`` from a head's config group (default ``MODEL.RETINANET``; ATSS
-    and PAA pass theirs, which carry the same anchor keys)."""
+    and PAA pass theirs, which carry the same anchor keys, and centre their anchors at half the
+    stride as their code bases do)."""
     group = config.MODEL.RETINANET if head_config is None else head_config
     return octave_anchor_generator(
         group.ANCHOR_SIZES, group.ASPECT_RATIOS, group.ANCHOR_STRIDES, group.OCTAVE, group.SCALES_PER_OCTAVE,
-        group.STRADDLE_THRESH,
+        group.STRADDLE_THRESH, box_convention_from_config(config), centre_at_half_stride,
     )

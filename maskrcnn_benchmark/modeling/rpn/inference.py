@@ -17,7 +17,12 @@ from maskrcnn_benchmark.modeling.box_coder import BoxCoder
 from maskrcnn_benchmark.modeling.rpn.anchor_generator import image_grid_sizes, make_anchor_generator
 from maskrcnn_benchmark.modeling.rpn.utils import permute_and_flatten
 from maskrcnn_benchmark.structures.bounding_box import BoxList
-from maskrcnn_benchmark.structures.boxlist_ops import boxlist_nms, cat_boxlist, remove_small_boxes
+from maskrcnn_benchmark.structures.box_convention import (
+    DEFAULT_BOX_CONVENTION,
+    box_convention,
+    box_convention_from_config,
+)
+from maskrcnn_benchmark.structures.boxlist_ops import boxlist_nms, cat_boxlist, remove_empty_boxes, remove_small_boxes
 
 
 class RPNPostProcessor(torch.nn.Module):
@@ -28,7 +33,8 @@ class RPNPostProcessor(torch.nn.Module):
     several levels the survivors of all levels compete for ``fpn_post_nms_top_n`` places, over the
     whole batch when ``fpn_post_nms_per_batch`` (maskrcnn-benchmark's training behaviour) or per
     image otherwise.
-    In training the ground-truth boxes are appended to the proposals.
+    In training the ground-truth boxes are appended to the proposals. Widths, clipping and NMS
+    follow the box ``convention``.
     """
 
     def __init__(
@@ -40,13 +46,15 @@ class RPNPostProcessor(torch.nn.Module):
         box_coder=None,
         fpn_post_nms_top_n=None,
         fpn_post_nms_per_batch=True,
+        convention=DEFAULT_BOX_CONVENTION,
     ):
         super(RPNPostProcessor, self).__init__()
         self.pre_nms_top_n = pre_nms_top_n
         self.post_nms_top_n = post_nms_top_n
         self.nms_thresh = nms_thresh
         self.min_size = min_size
-        self.box_coder = box_coder if box_coder is not None else BoxCoder(weights=(1.0, 1.0, 1.0, 1.0))
+        self.convention = box_convention(convention)
+        self.box_coder = box_coder if box_coder is not None else BoxCoder((1.0, 1.0, 1.0, 1.0), convention=convention)
         self.fpn_post_nms_top_n = post_nms_top_n if fpn_post_nms_top_n is None else fpn_post_nms_top_n
         self.fpn_post_nms_per_batch = fpn_post_nms_per_batch
 
@@ -82,10 +90,12 @@ class RPNPostProcessor(torch.nn.Module):
             boxlist = BoxList(boxes, anchors_per_image.size, mode="xyxy")
             boxlist.add_field("objectness", scores)
             # Boxes clipped to nothing go: identical empty boxes have IoU 0 / 0 and survive NMS.
-            boxlist = boxlist.clip_to_image(remove_empty=True)
-            boxlist = remove_small_boxes(boxlist, self.min_size)
+            boxlist = boxlist.clip_to_image(remove_empty=False, convention=self.convention)
+            boxlist = remove_empty_boxes(boxlist, self.convention)
+            boxlist = remove_small_boxes(boxlist, self.min_size, self.convention)
             boxlist = boxlist_nms(
-                boxlist, self.nms_thresh, max_proposals=self.post_nms_top_n, score_field="objectness"
+                boxlist, self.nms_thresh, max_proposals=self.post_nms_top_n, score_field="objectness",
+                convention=self.convention,
             )
             result.append(boxlist)
         return result
@@ -181,7 +191,8 @@ class InitialProposals(torch.nn.Module):
 def make_initial_proposals(config, images_per_process):
     """``InitialProposals`` of ``config``'s RPN, keeping the per-image count training has with
     ``images_per_process`` images in each process's batch."""
-    post_processor = make_rpn_postprocessor(config, BoxCoder(weights=(1.0, 1.0, 1.0, 1.0)), is_train=True)
+    box_coder = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0), convention=box_convention_from_config(config))
+    post_processor = make_rpn_postprocessor(config, box_coder, is_train=True)
     post_processor.fpn_post_nms_top_n = proposals_per_image_in_training(config.MODEL.RPN, images_per_process)
     post_processor.fpn_post_nms_per_batch = False
     return InitialProposals(make_anchor_generator(config), post_processor, config.DATALOADER.SIZE_DIVISIBILITY)
@@ -203,4 +214,5 @@ def make_rpn_postprocessor(config, rpn_box_coder, is_train):
         box_coder=rpn_box_coder,
         fpn_post_nms_top_n=fpn_post_nms_top_n,
         fpn_post_nms_per_batch=rpn.FPN_POST_NMS_PER_BATCH,
+        convention=box_convention_from_config(config),
     )

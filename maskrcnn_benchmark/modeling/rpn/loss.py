@@ -15,17 +15,18 @@ from maskrcnn_benchmark.modeling.sample_strategy import (
 )
 from maskrcnn_benchmark.modeling.sampling_free.settings import stage_settings
 from maskrcnn_benchmark.structures.bounding_box import BoxList
+from maskrcnn_benchmark.structures.box_convention import DEFAULT_BOX_CONVENTION
 from maskrcnn_benchmark.structures.boxlist_ops import boxlist_iou, cat_boxlist
 
 # Objectness labels: 1 object, 0 background, -1 never trained.
 IGNORE = -1
 
 
-def matched_ground_truth(matcher, anchor, target, copied_fields=()):
-    """Match ``anchor`` boxes to ``target`` boxes; returns the matched targets (one row per
-    anchor, row 0's values where unmatched) with a "matched_idxs" field holding the matcher's
-    output (ground-truth index, or -1 / -2) and a "matched_ious" field holding each anchor's
-    highest IoU with any ground-truth box (0 without ground truth)."""
+def matched_ground_truth(matcher, anchor, target, copied_fields=(), convention=DEFAULT_BOX_CONVENTION):
+    """Match ``anchor`` boxes to ``target`` boxes by their IoU in ``convention``; returns the
+    matched targets (one row per anchor, row 0's values where unmatched) with a "matched_idxs"
+    field holding the matcher's output (ground-truth index, or -1 / -2) and a "matched_ious" field
+    holding each anchor's highest IoU with any ground-truth box (0 without ground truth)."""
     device = anchor.bbox.device
     if len(target) == 0:
         matched_idxs = torch.full((len(anchor),), Matcher.BELOW_LOW_THRESHOLD, dtype=torch.int64, device=device)
@@ -36,7 +37,7 @@ def matched_ground_truth(matcher, anchor, target, copied_fields=()):
         placeholder.add_field("matched_idxs", matched_idxs)
         placeholder.add_field("matched_ious", anchor.bbox.new_zeros(len(anchor)))
         return placeholder
-    match_quality_matrix = boxlist_iou(target, anchor)
+    match_quality_matrix = boxlist_iou(target, anchor, convention)
     matched_idxs = matcher(match_quality_matrix)
     matched = target.copy_with_fields(list(copied_fields))[matched_idxs.clamp(min=0)]
     matched.add_field("matched_idxs", matched_idxs)
@@ -71,7 +72,8 @@ class RPNLossComputation(object):
     anchors per image and divides by that number, "all" (Sampling-Free) trains every valid anchor
     (not between the IoU thresholds, not straddling the border), divides the objectness loss by the
     number of positives (paper eq. 13) and keeps the baseline's box-loss divisor. The objectness
-    loss itself is the soft strategy ``soft_strategy`` (sigmoid cross-entropy by default).
+    loss itself is the soft strategy ``soft_strategy`` (sigmoid cross-entropy by default). IoUs
+    are taken in the box convention of ``box_coder``.
     """
 
     def __init__(self, proposal_matcher, fg_bg_sampler, box_coder, generate_labels_func, soft_strategy=None):
@@ -84,7 +86,7 @@ class RPNLossComputation(object):
         self.discard_cases = ["not_visibility", "between_thresholds"]
 
     def match_targets_to_anchors(self, anchor, target, copied_fields=()):
-        return matched_ground_truth(self.proposal_matcher, anchor, target, copied_fields)
+        return matched_ground_truth(self.proposal_matcher, anchor, target, copied_fields, self.box_coder.convention)
 
     def assign(self, anchors, targets):
         """Per image: objectness labels (1 / 0 / -1, as ``generate_labels_func`` gives them),

@@ -18,6 +18,7 @@ from maskrcnn_benchmark.modeling.rpn.loss import RPNLossComputation, generate_rp
 from maskrcnn_benchmark.modeling.sample_strategy import SIGMOID
 from maskrcnn_benchmark.modeling.sampling_free import SamplingFreeHead, stage_settings
 from maskrcnn_benchmark.modeling.utils import registered
+from maskrcnn_benchmark.structures.box_convention import box_convention_from_config
 
 
 def _init_normal(*layers):
@@ -123,7 +124,7 @@ class RPNModule(SamplingFreeHead):
     def from_config(cls, cfg, in_channels):
         anchor_generator = make_anchor_generator(cfg)
         head_class = registered(registry.RPN_HEADS, cfg.MODEL.RPN.RPN_HEAD, "MODEL.RPN.RPN_HEAD")
-        box_coder = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0))
+        box_coder = BoxCoder(weights=(1.0, 1.0, 1.0, 1.0), convention=box_convention_from_config(cfg))
         return {
             "settings": stage_settings(cfg, "RPN"),
             "anchor_generator": anchor_generator,

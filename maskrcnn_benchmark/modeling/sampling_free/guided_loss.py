@@ -69,7 +69,11 @@ class GuidedLossScaler(nn.Module):
     The buffers are in every checkpoint, whatever the mode: ``last_ratio`` (the last usable ratio;
     ``release_2021``: the frozen ratio once frozen), ``ratio_sum`` / ``ratio_count`` (warm-up sum and
     iterations of ``ratio_warmup_mean``; ``release_2021`` counts its warm-up in ``ratio_count``).
+    They are training state, not weights: a file from elsewhere (maskrcnn-benchmark's model zoo)
+    loads without them, and they start from their initial values.
     """
+
+    buffers_not_in_weights = ("last_ratio", "ratio_sum", "ratio_count")
 
     def __init__(self, name, mode="none", fixed_scale=1.0, ratio_warmup_iters=100, stage="ONE_STAGE",
                  num_loss_terms=2):

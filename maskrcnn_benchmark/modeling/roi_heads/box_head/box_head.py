@@ -8,6 +8,7 @@ from maskrcnn_benchmark.modeling.box_coder import BoxCoder
 from maskrcnn_benchmark.modeling.rpn.inference import make_initial_proposals
 from maskrcnn_benchmark.modeling.sample_strategy import SOFTMAX
 from maskrcnn_benchmark.modeling.sampling_free import SamplingFreeHead, stage_settings
+from maskrcnn_benchmark.structures.box_convention import box_convention_from_config
 from maskrcnn_benchmark.utils.comm import get_world_size
 
 from .inference import make_roi_box_post_processor
@@ -51,7 +52,8 @@ class ROIBoxHead(SamplingFreeHead):
             "predictor": make_roi_box_predictor(cfg, feature_extractor.out_channels),
             "post_processor": make_roi_box_post_processor(cfg),
             "proposal_matcher": make_roi_matcher(cfg),
-            "box_coder": BoxCoder(weights=cfg.MODEL.ROI_HEADS.BBOX_REG_WEIGHTS),
+            "box_coder": BoxCoder(weights=cfg.MODEL.ROI_HEADS.BBOX_REG_WEIGHTS,
+                                  convention=box_convention_from_config(cfg)),
             "num_classes": cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES,
             "cls_agnostic_bbox_reg": cfg.MODEL.CLS_AGNOSTIC_BBOX_REG,
             "initial_proposals": make_initial_proposals(cfg, cfg.SOLVER.IMS_PER_BATCH // get_world_size()),

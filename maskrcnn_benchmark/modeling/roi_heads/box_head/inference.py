@@ -6,11 +6,17 @@ from torch.nn import functional as F
 from maskrcnn_benchmark.layers.nms import batched_nms
 from maskrcnn_benchmark.modeling.box_coder import BoxCoder
 from maskrcnn_benchmark.structures.bounding_box import BoxList
+from maskrcnn_benchmark.structures.box_convention import (
+    DEFAULT_BOX_CONVENTION,
+    box_convention,
+    box_convention_from_config,
+)
 
 
 class PostProcessor(nn.Module):
     """Turns class logits and box regressions of the proposals into detections with "scores"
-    and "labels" fields, at most ``detections_per_img`` per image."""
+    and "labels" fields, at most ``detections_per_img`` per image. Clipping, empty boxes and NMS
+    follow the box ``convention``."""
 
     def __init__(
         self,
@@ -20,12 +26,14 @@ class PostProcessor(nn.Module):
         box_coder=None,
         cls_agnostic_bbox_reg=False,
         bbox_aug_enabled=False,
+        convention=DEFAULT_BOX_CONVENTION,
     ):
         super(PostProcessor, self).__init__()
         self.score_thresh = score_thresh
         self.nms = nms
         self.detections_per_img = detections_per_img
-        self.box_coder = box_coder if box_coder is not None else BoxCoder(weights=(10.0, 10.0, 5.0, 5.0))
+        self.convention = box_convention(convention)
+        self.box_coder = box_coder if box_coder is not None else BoxCoder((10.0, 10.0, 5.0, 5.0), convention=convention)
         self.cls_agnostic_bbox_reg = cls_agnostic_bbox_reg
         self.bbox_aug_enabled = bbox_aug_enabled
 
@@ -48,7 +56,7 @@ class PostProcessor(nn.Module):
             class_prob.split(boxes_per_image), decoded.split(boxes_per_image), boxes
         ):
             boxlist = self.prepare_boxlist(decoded_boxes, prob, proposal.size)
-            boxlist = boxlist.clip_to_image(remove_empty=False)
+            boxlist = boxlist.clip_to_image(remove_empty=False, convention=self.convention)
             if not self.bbox_aug_enabled:
                 boxlist = self.filter_results(boxlist, num_classes)
             results.append(boxlist)
@@ -68,14 +76,14 @@ class PostProcessor(nn.Module):
 
         # Boxes clipped to nothing are no detections (and identical empty boxes have IoU 0 / 0,
         # so NMS would keep every copy).
-        nonempty = (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1])
-        candidate = (scores > self.score_thresh) & nonempty
+        candidate = (scores > self.score_thresh) & self.convention.nonempty(boxes)
         candidate[:, 0] = False  # background is never a detection
         proposal_idx, class_idx = candidate.nonzero(as_tuple=True)
         kept_boxes = boxes[proposal_idx, class_idx]
         kept_scores = scores[proposal_idx, class_idx]
 
-        keep = batched_nms(kept_boxes, kept_scores, class_idx, self.nms)
+        threshold, legacy = self.convention.nms_arguments(self.nms)
+        keep = batched_nms(kept_boxes, kept_scores, class_idx, threshold, legacy=legacy)
         if self.detections_per_img > 0:
             keep = keep[: self.detections_per_img]
 
@@ -86,11 +94,13 @@ class PostProcessor(nn.Module):
 
 
 def make_roi_box_post_processor(cfg):
+    convention = box_convention_from_config(cfg)
     return PostProcessor(
         score_thresh=cfg.MODEL.ROI_HEADS.SCORE_THRESH,
         nms=cfg.MODEL.ROI_HEADS.NMS,
         detections_per_img=cfg.MODEL.ROI_HEADS.DETECTIONS_PER_IMG,
-        box_coder=BoxCoder(weights=cfg.MODEL.ROI_HEADS.BBOX_REG_WEIGHTS),
+        box_coder=BoxCoder(weights=cfg.MODEL.ROI_HEADS.BBOX_REG_WEIGHTS, convention=convention),
         cls_agnostic_bbox_reg=cfg.MODEL.CLS_AGNOSTIC_BBOX_REG,
         bbox_aug_enabled=cfg.TEST.BBOX_AUG.ENABLED,
+        convention=convention,
     )

@@ -18,6 +18,7 @@ from maskrcnn_benchmark.modeling.sample_strategy import (
     normalised_classification_loss,
 )
 from maskrcnn_benchmark.modeling.sampling_free.settings import stage_settings
+from maskrcnn_benchmark.structures.box_convention import box_convention_from_config
 
 BOX_LOSS_BETA = 1.0
 
@@ -107,7 +108,8 @@ class FastRCNNLossComputation(object):
         self._weights = None
 
     def match_targets_to_proposals(self, proposal, target):
-        return matched_ground_truth(self.proposal_matcher, proposal, target, copied_fields=("labels",))
+        return matched_ground_truth(self.proposal_matcher, proposal, target, copied_fields=("labels",),
+                                    convention=self.box_coder.convention)
 
     def assign(self, proposals, targets):
         """Per image: class labels (0 background, -1 ignored), regression targets and each
@@ -236,7 +238,7 @@ def make_roi_box_loss_evaluator(cfg, hard_strategy=None, soft_strategy=None):
     return FastRCNNLossComputation(
         make_roi_matcher(cfg),
         hard_strategy if hard_strategy is not None else build_hard_strategy(settings),
-        BoxCoder(weights=cfg.MODEL.ROI_HEADS.BBOX_REG_WEIGHTS),
+        BoxCoder(weights=cfg.MODEL.ROI_HEADS.BBOX_REG_WEIGHTS, convention=box_convention_from_config(cfg)),
         cls_agnostic_bbox_reg=cfg.MODEL.CLS_AGNOSTIC_BBOX_REG,
         soft_strategy=soft_strategy if soft_strategy is not None else build_soft_strategy(settings, SOFTMAX),
     )

@@ -4,6 +4,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from maskrcnn_benchmark.structures.box_convention import (
+    DEFAULT_BOX_CONVENTION,
+    box_convention,
+    box_convention_from_config,
+)
+
 
 class MaskPostProcessor(nn.Module):
     """Adds a "mask" field to each detection: the ``1 x M x M`` probability map of its class,
@@ -67,14 +73,14 @@ def expand_masks(mask, padding):
     return F.pad(mask, (padding, padding, padding, padding)), scale
 
 
-def paste_mask_in_image(mask, box, im_h, im_w, thresh=0.5, padding=1):
+def paste_mask_in_image(mask, box, im_h, im_w, thresh=0.5, padding=1, convention=DEFAULT_BOX_CONVENTION):
     """Resize an ``M x M`` mask (probabilities) to its box and place it in an ``im_h x im_w``
-    image; binary (uint8) when ``thresh >= 0``, probabilities otherwise."""
+    image; binary (uint8) when ``thresh >= 0``, probabilities otherwise. The pixels the box covers
+    are the box ``convention``'s (``BoxConvention.paste_bounds``)."""
     padded, scale = expand_masks(mask[None, None].float(), padding)
     box = expand_boxes(box[None].float(), scale)[0]
-    x1, y1 = int(torch.floor(box[0])), int(torch.floor(box[1]))
-    x2, y2 = int(torch.ceil(box[2])), int(torch.ceil(box[3]))
-    width, height = max(x2 - x1, 1), max(y2 - y1, 1)
+    x1, y1, x_end, y_end = box_convention(convention).paste_bounds(box.tolist())
+    width, height = max(x_end - x1, 1), max(y_end - y1, 1)
 
     resized = F.interpolate(padded, size=(height, width), mode="bilinear", align_corners=False)[0, 0]
     if thresh >= 0:
@@ -82,24 +88,25 @@ def paste_mask_in_image(mask, box, im_h, im_w, thresh=0.5, padding=1):
     image = torch.zeros((im_h, im_w), dtype=resized.dtype, device=mask.device)
 
     dst_x1, dst_y1 = max(x1, 0), max(y1, 0)
-    dst_x2, dst_y2 = min(x1 + width, im_w), min(y1 + height, im_h)
+    dst_x2, dst_y2 = min(x_end, im_w), min(y_end, im_h)
     if dst_x2 > dst_x1 and dst_y2 > dst_y1:
         image[dst_y1:dst_y2, dst_x1:dst_x2] = resized[dst_y1 - y1 : dst_y2 - y1, dst_x1 - x1 : dst_x2 - x1]
     return image
 
 
 class Masker(object):
-    """Pastes ``N x 1 x M x M`` mask probabilities into images at their boxes."""
+    """Pastes ``N x 1 x M x M`` mask probabilities into images at their boxes (in ``convention``)."""
 
-    def __init__(self, threshold=0.5, padding=1):
+    def __init__(self, threshold=0.5, padding=1, convention=DEFAULT_BOX_CONVENTION):
         self.threshold = threshold
         self.padding = padding
+        self.convention = box_convention(convention)
 
     def forward_single_image(self, masks, boxes):
         boxes = boxes.convert("xyxy")
         im_w, im_h = (int(round(float(v))) for v in boxes.size)
         pasted = [
-            paste_mask_in_image(mask[0], box, im_h, im_w, self.threshold, self.padding)
+            paste_mask_in_image(mask[0], box, im_h, im_w, self.threshold, self.padding, self.convention)
             for mask, box in zip(masks, boxes.bbox)
         ]
         if not pasted:
@@ -121,7 +128,8 @@ def make_roi_mask_post_processor(cfg):
     """Pasting happens here only with ``MODEL.ROI_MASK_HEAD.POSTPROCESS_MASKS``; otherwise the
     evaluation pastes the ``M x M`` masks at the original image size."""
     if cfg.MODEL.ROI_MASK_HEAD.POSTPROCESS_MASKS:
-        masker = Masker(threshold=cfg.MODEL.ROI_MASK_HEAD.POSTPROCESS_MASKS_THRESHOLD, padding=1)
+        masker = Masker(threshold=cfg.MODEL.ROI_MASK_HEAD.POSTPROCESS_MASKS_THRESHOLD, padding=1,
+                        convention=box_convention_from_config(cfg))
     else:
         masker = None
     return MaskPostProcessor(masker)

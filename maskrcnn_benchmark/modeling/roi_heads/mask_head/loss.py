@@ -3,6 +3,11 @@ import torch
 from torch.nn import functional as F
 
 from maskrcnn_benchmark.modeling.matcher import Matcher
+from maskrcnn_benchmark.structures.box_convention import (
+    DEFAULT_BOX_CONVENTION,
+    box_convention,
+    box_convention_from_config,
+)
 from maskrcnn_benchmark.structures.boxlist_ops import boxlist_iou
 
 
@@ -25,12 +30,16 @@ def project_masks_on_boxes(segmentation_masks, proposals, discretization_size):
 
 
 class MaskRCNNLossComputation(object):
-    def __init__(self, proposal_matcher, discretization_size):
+    """``proposal_matcher`` matches the positive proposals to the ground truth by their IoU in the
+    box ``convention``; their masks are cropped and resized to ``discretization_size``."""
+
+    def __init__(self, proposal_matcher, discretization_size, convention=DEFAULT_BOX_CONVENTION):
         self.proposal_matcher = proposal_matcher
         self.discretization_size = discretization_size
+        self.convention = box_convention(convention)
 
     def match_targets_to_proposals(self, proposal, target):
-        match_quality_matrix = boxlist_iou(target, proposal)
+        match_quality_matrix = boxlist_iou(target, proposal, self.convention)
         matched_idxs = self.proposal_matcher(match_quality_matrix)
         matched = target.copy_with_fields(["labels", "masks"])[matched_idxs.clamp(min=0)]
         matched.add_field("matched_idxs", matched_idxs)
@@ -71,4 +80,4 @@ def make_roi_mask_loss_evaluator(cfg):
         cfg.MODEL.ROI_HEADS.BG_IOU_THRESHOLD,
         allow_low_quality_matches=False,
     )
-    return MaskRCNNLossComputation(matcher, cfg.MODEL.ROI_MASK_HEAD.RESOLUTION)
+    return MaskRCNNLossComputation(matcher, cfg.MODEL.ROI_MASK_HEAD.RESOLUTION, box_convention_from_config(cfg))

@@ -18,25 +18,26 @@ BOX_CODER_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 
 
 class DenseAnchorModule(DenseHead):
-    """What ATSS and PAA share: ATSSHead, anchors and box coder, and the loss dict with the quality
-    branch's loss under ``quality_loss_key``. Subclasses build ``loss_evaluator`` and
-    ``box_selector_test``."""
+    """What ATSS and PAA share: ATSSHead, anchors and box coder (in the box convention of the
+    anchors), and the loss dict with the quality branch's loss under ``quality_loss_key``.
+    Subclasses build ``loss_evaluator`` and ``box_selector_test``."""
 
     quality_loss_key = None
     num_loss_terms = 3  # classification, box, quality
 
     def __init__(self, name, head, anchor_generator, settings, size_divisibility):
         super().__init__(name, settings, head, anchor_generator, size_divisibility)
-        self.box_coder = BoxCoder(weights=BOX_CODER_WEIGHTS)
+        self.box_coder = BoxCoder(weights=BOX_CODER_WEIGHTS, convention=anchor_generator.convention)
 
     @classmethod
     def common_config(cls, cfg, in_channels):
-        """The arguments both take from their config group (MODEL.ATSS or MODEL.PAA)."""
+        """The arguments both take from their config group (MODEL.ATSS or MODEL.PAA); the anchors
+        are centred at half the stride, as in the ATSS and PAA code bases."""
         group = cfg.MODEL[cls.config_group]
         return dict(
             dense_head_config(cfg, group),
             head=ATSSHead(group, in_channels, owner=f"MODEL.{cls.config_group}"),
-            anchor_generator=make_anchor_generator_retinanet(cfg, group),
+            anchor_generator=make_anchor_generator_retinanet(cfg, group, centre_at_half_stride=True),
         )
 
     @property

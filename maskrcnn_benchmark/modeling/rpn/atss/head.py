@@ -15,6 +15,10 @@ from maskrcnn_benchmark.modeling.dense_heads.tower import Scale, init_dense_head
 class ATSSHead(nn.Module):
     """``forward(features) -> (logits, box_regression, quality)``, each a list over levels."""
 
+    # The quality branch is ``centerness`` in the ATSS code base and ``iou_pred`` in PAA's: their
+    # checkpoints load into ``quality_pred`` (utils/model_serialization.py).
+    legacy_child_names = {"centerness": "quality_pred", "iou_pred": "quality_pred"}
+
     @configurable
     def __init__(self, in_channels, num_classes, num_anchors, num_levels, num_convs=4, use_dcn=False,
                  prior_prob=0.01, owner="MODEL.ATSS"):

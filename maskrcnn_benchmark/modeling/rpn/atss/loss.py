@@ -39,7 +39,7 @@ class ATSSLossComputation:
         target = target.convert("xyxy")
         anchors = torch.cat(list(anchors_per_level), dim=0)
         gt_boxes = target.bbox.to(anchors.dtype)
-        matched = select_atss_positives(anchors_per_level, gt_boxes, self.topk)
+        matched = select_atss_positives(anchors_per_level, gt_boxes, self.topk, self.box_coder.convention)
         if gt_boxes.shape[0] == 0:
             return torch.zeros_like(matched), anchors.clone()
         gt_labels = target.get_field("labels").to(device=matched.device, dtype=torch.long)

@@ -6,9 +6,9 @@ candidates at or above it whose centre lies inside the box are its positives. An
 several boxes goes to the one it overlaps most.
 """
 import torch
-from torchvision.ops import box_iou
 
 from maskrcnn_benchmark.modeling.dense_heads.centerness import centerness_targets, distances_to_box_sides
+from maskrcnn_benchmark.structures.box_convention import DEFAULT_BOX_CONVENTION, box_convention
 
 
 def box_centers(boxes):
@@ -20,10 +20,11 @@ def anchor_centerness(anchors, gt_boxes):
     return centerness_targets(distances_to_box_sides(box_centers(anchors), gt_boxes))
 
 
-def select_atss_positives(anchors_per_level, gt_boxes, topk):
+def select_atss_positives(anchors_per_level, gt_boxes, topk, convention=DEFAULT_BOX_CONVENTION):
     """Index of the matched ground-truth box per anchor (levels concatenated), -1 for background.
 
-    ``anchors_per_level``: list of ``[A_l, 4]`` tensors; ``gt_boxes``: ``[G, 4]``.
+    ``anchors_per_level``: list of ``[A_l, 4]`` tensors; ``gt_boxes``: ``[G, 4]``; IoUs in the box
+    ``convention``.
     """
     anchors = torch.cat(list(anchors_per_level), dim=0)
     num_anchors, num_gt = anchors.shape[0], gt_boxes.shape[0]
@@ -31,7 +32,7 @@ def select_atss_positives(anchors_per_level, gt_boxes, topk):
     if num_gt == 0 or num_anchors == 0:
         return matched
 
-    ious = box_iou(anchors, gt_boxes)  # [A, G]
+    ious = box_convention(convention).pairwise_iou(anchors, gt_boxes)  # [A, G]
     anchor_centers = box_centers(anchors)
     distances = torch.cdist(anchor_centers, box_centers(gt_boxes))  # [A, G]
 

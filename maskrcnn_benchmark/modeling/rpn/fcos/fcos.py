@@ -16,6 +16,11 @@ from maskrcnn_benchmark.modeling.dense_heads.points import PointGenerator
 from maskrcnn_benchmark.modeling.dense_heads.tower import Scale, init_dense_head_, make_tower
 from maskrcnn_benchmark.modeling.rpn.fcos.inference import fcos_postprocessor
 from maskrcnn_benchmark.modeling.rpn.fcos.loss import FCOSLossComputation
+from maskrcnn_benchmark.structures.box_convention import (
+    DEFAULT_BOX_CONVENTION,
+    box_convention_from_config,
+    common_box_convention,
+)
 
 
 class FCOSHead(nn.Module):
@@ -67,25 +72,30 @@ class FCOSHead(nn.Module):
 
 @registry.DENSE_HEADS.register("FCOS")
 class FCOSModule(DenseHead):
-    """Head, points, FCOS assignment, losses and post-processing."""
+    """Head, points, FCOS assignment, losses and post-processing; box areas (which box a point
+    takes) and clipping in the box ``convention``."""
     config_group = "FCOS"
     num_loss_terms = 3  # classification, box, centerness
 
     @configurable
     def __init__(self, head, settings, center_sampling_radius=0.0, iou_loss_type="iou", postprocess=None,
-                 size_divisibility=0):
+                 size_divisibility=0, convention=DEFAULT_BOX_CONVENTION):
         super().__init__("fcos", settings, head, PointGenerator(head.strides), size_divisibility)
-        self.box_selector_test = fcos_postprocessor(**(postprocess or {}))
+        postprocess = dict(postprocess or {})
+        convention = common_box_convention("FCOSModule", convention=convention,
+                                           postprocess=postprocess.pop("convention", None))
+        self.box_selector_test = fcos_postprocessor(**postprocess, convention=convention)
         self.loss_evaluator = FCOSLossComputation(
             self.soft_strategy, head.strides, center_sampling_radius, iou_loss_type, head.norm_reg_targets,
-            hard_strategy=self.hard_strategy,
+            hard_strategy=self.hard_strategy, convention=convention,
         )
 
     @classmethod
     def from_config(cls, cfg, in_channels):
         fcos = cfg.MODEL.FCOS
         return dict(dense_head_config(cfg, fcos), head=FCOSHead(cfg, in_channels),
-                    center_sampling_radius=fcos.CENTER_SAMPLING_RADIUS, iou_loss_type=fcos.IOU_LOSS_TYPE)
+                    center_sampling_radius=fcos.CENTER_SAMPLING_RADIUS, iou_loss_type=fcos.IOU_LOSS_TYPE,
+                    convention=box_convention_from_config(cfg))
 
     def assign(self, positions_per_level, target):
         return self.loss_evaluator.assign(positions_per_level, target)

@@ -13,6 +13,7 @@ reported scores, e.g. a demo's confidence threshold, keeps different boxes).
 """
 from maskrcnn_benchmark.modeling.dense_heads.points import boxes_from_points
 from maskrcnn_benchmark.modeling.dense_heads.postprocess import DensePostProcessor, geometric_mean_with_quality
+from maskrcnn_benchmark.structures.box_convention import box_convention_from_config
 
 
 def centerness_weighted(class_probs, centerness_probs):
@@ -26,4 +27,5 @@ def fcos_postprocessor(sqrt_score=True, **settings):
 
 
 def make_fcos_postprocessor(config, sqrt_score=True):
-    return fcos_postprocessor(sqrt_score, **DensePostProcessor.settings_from(config.MODEL.FCOS, config.TEST))
+    return fcos_postprocessor(sqrt_score, **DensePostProcessor.settings_from(config.MODEL.FCOS, config.TEST),
+                              convention=box_convention_from_config(config))

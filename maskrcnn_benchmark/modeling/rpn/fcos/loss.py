@@ -26,17 +26,20 @@ from maskrcnn_benchmark.modeling.dense_heads.classification import dense_classif
 from maskrcnn_benchmark.modeling.dense_heads.layout import flatten_levels
 from maskrcnn_benchmark.modeling.dense_heads.normalizer import cross_process_normalizer
 from maskrcnn_benchmark.modeling.sample_strategy import AllSamples
+from maskrcnn_benchmark.structures.box_convention import DEFAULT_BOX_CONVENTION, box_convention
 
 INF = float("inf")
 # Upper bound of max(l, t, r, b) on P3..P7; level k covers (SIZE_BOUNDS[k], SIZE_BOUNDS[k + 1]].
 SIZE_BOUNDS = (0.0, 64.0, 128.0, 256.0, 512.0, INF)
 
 
-def assign_points_to_boxes(points, size_bounds, point_strides, boxes, box_labels, center_radius):
+def assign_points_to_boxes(points, size_bounds, point_strides, boxes, box_labels, center_radius,
+                           convention=DEFAULT_BOX_CONVENTION):
     """Labels [M] (class, or 0 for background) and regression targets [M, 4] (l, t, r, b).
 
     points [M, 2]: (x, y); size_bounds [M, 2]: (low, high) of each point's level; point_strides [M];
-    boxes [B, 4] xyxy; box_labels [B].
+    boxes [B, 4] xyxy; box_labels [B]. A point inside several boxes takes the smallest by its area
+    in ``convention``.
     """
     num_points = points.shape[0]
     if boxes.shape[0] == 0:
@@ -60,7 +63,7 @@ def assign_points_to_boxes(points, size_bounds, point_strides, boxes, box_labels
     largest_side = ltrb.max(dim=2).values
     in_range = (largest_side >= size_bounds[:, 0, None]) & (largest_side <= size_bounds[:, 1, None])
 
-    areas = ((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))[None, :].expand(num_points, -1)
+    areas = box_convention(convention).areas(boxes)[None, :].expand(num_points, -1)
     areas = torch.where(inside & in_range, areas, torch.full_like(areas, INF))
     smallest_area, box_idx = areas.min(dim=1)
 
@@ -75,7 +78,7 @@ class FCOSLossComputation(object):
     summed loss``); ``hard_strategy``: which points it trains (default "all")."""
 
     def __init__(self, cls_loss_func, strides, center_sampling_radius, iou_loss_type, norm_reg_targets,
-                 hard_strategy=None):
+                 hard_strategy=None, convention=DEFAULT_BOX_CONVENTION):
         if len(strides) != len(SIZE_BOUNDS) - 1:
             raise ValueError(
                 "MODEL.FCOS.FPN_STRIDES must have {} levels (P3-P7), got {}".format(len(SIZE_BOUNDS) - 1, strides)
@@ -87,6 +90,7 @@ class FCOSLossComputation(object):
         self.center_sampling_radius = center_sampling_radius
         self.iou_loss_type = iou_loss_type
         self.norm_reg_targets = norm_reg_targets
+        self.convention = box_convention(convention)
 
     def level_attributes(self, locations):
         """Per point of all levels concatenated: its size bounds [M, 2] and stride [M]."""
@@ -103,7 +107,7 @@ class FCOSLossComputation(object):
         target = target.convert("xyxy")
         return assign_points_to_boxes(
             torch.cat(locations, dim=0), bounds, strides, target.bbox, target.get_field("labels"),
-            self.center_sampling_radius,
+            self.center_sampling_radius, self.convention,
         )
 
     def prepare_targets(self, locations, targets):

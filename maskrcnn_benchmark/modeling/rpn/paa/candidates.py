@@ -11,16 +11,18 @@ selects them.
    (classification + box loss of the current prediction; see loss.py).
 """
 import torch
-from torchvision.ops import box_iou
+
+from maskrcnn_benchmark.structures.box_convention import DEFAULT_BOX_CONVENTION, box_convention
 
 UNASSIGNED = -1
 
 
-def iou_pre_assignment(anchors, gt_boxes, iou_threshold):
-    """``[A]`` LongTensor: the box each anchor is pre-assigned to, or -1."""
+def iou_pre_assignment(anchors, gt_boxes, iou_threshold, convention=DEFAULT_BOX_CONVENTION):
+    """``[A]`` LongTensor: the box each anchor is pre-assigned to, or -1 (IoUs in the box
+    ``convention``)."""
     if gt_boxes.shape[0] == 0 or anchors.shape[0] == 0:
         return torch.full((anchors.shape[0],), UNASSIGNED, dtype=torch.long, device=anchors.device)
-    ious = box_iou(anchors, gt_boxes)  # [A, G]
+    ious = box_convention(convention).pairwise_iou(anchors, gt_boxes)  # [A, G]
     best_iou, best_box = ious.max(dim=1)
     assigned = torch.where(best_iou >= iou_threshold, best_box, torch.full_like(best_box, UNASSIGNED))
     # A box without any overlap (degenerate, or outside the image) has no best anchor to keep.

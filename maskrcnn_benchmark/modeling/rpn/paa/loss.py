@@ -100,7 +100,7 @@ class PAALossComputation:
         matched_boxes = anchors.clone()
         gt_boxes = target.bbox.to(anchors.dtype)
         gt_labels = target.get_field("labels").to(device=anchors.device, dtype=torch.long)
-        assigned = iou_pre_assignment(anchors, gt_boxes, self.iou_threshold)
+        assigned = iou_pre_assignment(anchors, gt_boxes, self.iou_threshold, self.box_coder.convention)
         pre = (assigned >= 0).nonzero(as_tuple=True)[0]
         if pre.numel() == 0:
             return labels, matched_boxes

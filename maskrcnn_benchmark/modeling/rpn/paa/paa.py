@@ -8,6 +8,8 @@ initialisation. For the optimal bias, N^f counts the positives of PAA's own assi
 network's initial, constant predictions (every logit equal, zero regressions): candidates ranked by
 the box loss of their anchor, split by the mixture, as the first training iteration will split them.
 """
+import functools
+
 from maskrcnn_benchmark.modeling import registry
 from maskrcnn_benchmark.config.configurable import configurable
 from maskrcnn_benchmark.modeling.rpn.atss.atss import DenseAnchorModule
@@ -30,12 +32,15 @@ class PAAModule(DenseAnchorModule):
             self.soft_strategy, self.box_coder, head.num_classes, iou_threshold, topk, reg_loss_type, reg_loss_weight,
             iou_loss_weight, hard_strategy=self.hard_strategy,
         )
-        refine = score_voting if use_score_voting else None
+        refine = functools.partial(score_voting, convention=self.box_coder.convention) if use_score_voting else None
         self.box_selector_test = atss_postprocessor(self.box_coder, refine, **(postprocess or {}))
 
     @classmethod
     def from_config(cls, cfg, in_channels):
         paa = cfg.MODEL.PAA
+        if not paa.USE_IOU_PRED:
+            raise ValueError("MODEL.PAA.USE_IOU_PRED False (a PAA head without its IoU prediction) is not "
+                             "implemented; PAA's released configs all set True")
         # PAA's code trains GIoU for any REG_LOSS_TYPE naming an IoU loss, its default "iou" included.
         reg_loss_type = "giou" if paa.REG_LOSS_TYPE in ("iou", "giou") else paa.REG_LOSS_TYPE
         return dict(

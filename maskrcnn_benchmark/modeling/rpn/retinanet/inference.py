@@ -8,13 +8,16 @@ BOX_CODER_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 
 class RetinaNetPostProcessor(DensePostProcessor):
     """maskrcnn-benchmark's RetinaNet post-processor: called with per image a list of per-level
-    anchor BoxLists (RetinaNetModule itself calls the dense post-processor with anchor tensors)."""
+    anchor BoxLists (RetinaNetModule itself calls the dense post-processor with anchor tensors);
+    in the box convention of ``box_coder``."""
 
     def __init__(self, pre_nms_thresh, pre_nms_top_n, nms_thresh, fpn_post_nms_top_n, min_size,
                  num_classes, box_coder=None):
         box_coder = box_coder or BoxCoder(weights=BOX_CODER_WEIGHTS)
+        convention = box_coder.convention
         super().__init__(box_coder.decode, class_probability, pre_nms_thresh, pre_nms_top_n, nms_thresh,
-                         fpn_post_nms_top_n, min_size, num_classes)
+                         fpn_post_nms_top_n, min_size, num_classes, convention=convention,
+                         nms_suppresses_ties=convention.nms_suppresses_ties)
         self.box_coder = box_coder
 
     def add_gt_proposals(self, proposals, targets):

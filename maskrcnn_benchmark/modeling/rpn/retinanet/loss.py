@@ -31,9 +31,10 @@ def generate_retinanet_labels(matched_targets):
 
 
 class RetinaNetLossComputation(object):
-    """``proposal_matcher``: the IoU Matcher; ``sigmoid_focal_loss``: the classification loss, any
-    callable ``(logits, labels) -> summed loss`` with the labels contract above (the head passes its
-    soft strategy); ``hard_strategy``: which anchors it trains (default "all")."""
+    """``proposal_matcher``: the IoU Matcher (IoUs in the box convention of ``box_coder``);
+    ``sigmoid_focal_loss``: the classification loss, any callable ``(logits, labels) -> summed
+    loss`` with the labels contract above (the head passes its soft strategy); ``hard_strategy``:
+    which anchors it trains (default "all")."""
 
     def __init__(self, proposal_matcher, box_coder, generate_labels_func, sigmoid_focal_loss,
                  bbox_reg_beta=0.11, regress_norm=1.0, hard_strategy=None):
@@ -52,7 +53,7 @@ class RetinaNetLossComputation(object):
             labels = torch.zeros(anchors.shape[0], dtype=torch.int64, device=anchors.device)
             # The anchors as stand-in boxes keep the (unused) regression targets finite.
             return labels, self.box_coder.encode(anchors, anchors), anchors.new_zeros(anchors.shape[0])
-        ious = boxlist_iou(target, BoxList(anchors, target.size, mode="xyxy"))  # G x A
+        ious = boxlist_iou(target, BoxList(anchors, target.size, mode="xyxy"), self.box_coder.convention)  # G x A
         matched_idxs = self.proposal_matcher(ious)
         matched = target.copy_with_fields(["labels"])[matched_idxs.clamp(min=0)]
         matched.add_field("matched_idxs", matched_idxs)

@@ -16,6 +16,7 @@ from maskrcnn_benchmark.modeling.matcher import Matcher
 from maskrcnn_benchmark.modeling.rpn.anchor_generator import make_anchor_generator_retinanet
 from maskrcnn_benchmark.modeling.rpn.retinanet.inference import BOX_CODER_WEIGHTS
 from maskrcnn_benchmark.modeling.rpn.retinanet.loss import RetinaNetLossComputation, generate_retinanet_labels
+from maskrcnn_benchmark.structures.box_convention import common_box_convention
 
 
 class RetinaNetHead(nn.Module):
@@ -46,15 +47,22 @@ class RetinaNetHead(nn.Module):
 
 @registry.DENSE_HEADS.register("RetinaNet")
 class RetinaNetModule(DenseHead):
-    """Head, anchors, IoU assignment, focal / CE + smooth-L1 losses, post-processing."""
+    """Head, anchors, IoU assignment, focal / CE + smooth-L1 losses, post-processing; box coding,
+    IoUs, clipping and NMS in the box convention of the anchors."""
     config_group = "RETINANET"
 
     @configurable
     def __init__(self, head, anchor_generator, settings, fg_iou_threshold=0.5, bg_iou_threshold=0.4,
                  bbox_reg_beta=0.11, bbox_reg_weight=4.0, postprocess=None, size_divisibility=0):
         super().__init__("retina", settings, head, anchor_generator, size_divisibility)
-        self.box_coder = BoxCoder(weights=BOX_CODER_WEIGHTS)
-        self.box_selector_test = DensePostProcessor(self.box_coder.decode, class_probability, **(postprocess or {}))
+        postprocess = dict(postprocess or {})
+        convention = common_box_convention(
+            "RetinaNetModule", anchors=anchor_generator.convention, postprocess=postprocess.pop("convention", None))
+        self.box_coder = BoxCoder(weights=BOX_CODER_WEIGHTS, convention=convention)
+        # maskrcnn-benchmark's RetinaNet runs its class-wise NMS with the convention's tie rule
+        self.box_selector_test = DensePostProcessor(self.box_coder.decode, class_probability, **postprocess,
+                                                    convention=convention,
+                                                    nms_suppresses_ties=convention.nms_suppresses_ties)
         matcher = Matcher(fg_iou_threshold, bg_iou_threshold, allow_low_quality_matches=True)
         self.loss_evaluator = RetinaNetLossComputation(
             matcher, self.box_coder, generate_retinanet_labels, self.soft_strategy, bbox_reg_beta=bbox_reg_beta,

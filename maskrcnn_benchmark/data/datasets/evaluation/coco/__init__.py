@@ -7,7 +7,8 @@ logger = logging.getLogger(__name__)
 
 
 def coco_evaluation(dataset, predictions, output_folder, box_only=False, iou_types=("bbox",),
-                    expected_results=(), expected_results_sigma_tol=4, coco_evaluator="pycocotools"):
+                    expected_results=(), expected_results_sigma_tol=4, coco_evaluator="pycocotools",
+                    box_convention=None):
     """See ``coco_eval.do_coco_evaluation``; returns ``(COCOResults, coco result dicts)``."""
     return do_coco_evaluation(
         dataset=dataset,
@@ -18,4 +19,5 @@ def coco_evaluation(dataset, predictions, output_folder, box_only=False, iou_typ
         expected_results=expected_results,
         expected_results_sigma_tol=expected_results_sigma_tol,
         coco_evaluator=coco_evaluator,
+        **({} if box_convention is None else {"box_convention": box_convention}),
     )

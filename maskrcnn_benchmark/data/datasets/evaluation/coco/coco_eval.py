@@ -29,6 +29,7 @@ from torch.nn import functional as F
 from torchvision.ops import box_iou
 
 from maskrcnn_benchmark.modeling.roi_heads.mask_head.inference import Masker
+from maskrcnn_benchmark.structures.box_convention import DEFAULT_BOX_CONVENTION, box_convention
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +59,16 @@ def _original_size_boxes(prediction, dataset, index):
     return prediction.resize((info["width"], info["height"]))
 
 
-def prepare_for_coco_detection(predictions, dataset):
-    """COCO result dicts (xywh boxes at the original size, json category ids)."""
+def prepare_for_coco_detection(predictions, dataset, convention=DEFAULT_BOX_CONVENTION):
+    """COCO result dicts (xywh boxes at the original size, json category ids); the predicted corners
+    are in the box ``convention`` (with inclusive corners a box is ``x2 - x1 + 1`` wide)."""
+    convention = box_convention(convention)
     coco_results = []
     for index, prediction in enumerate(predictions):
         if prediction is None or len(prediction) == 0:
             continue
         image_id = dataset.id_to_img_map[index]
-        boxes = _original_size_boxes(prediction, dataset, index).convert("xywh").bbox.tolist()
+        boxes = _original_size_boxes(prediction, dataset, index).convert("xywh", convention).bbox.tolist()
         scores = prediction.get_field("scores").tolist()
         labels = prediction.get_field("labels").tolist()
         for box, score, label in zip(boxes, scores, labels):
@@ -78,7 +81,7 @@ def prepare_for_coco_detection(predictions, dataset):
     return coco_results
 
 
-def masks_at_original_size(prediction, info, masker=None):
+def masks_at_original_size(prediction, info, masker=None, convention=DEFAULT_BOX_CONVENTION):
     """The ``mask`` field of ``prediction`` (network-input frame) as ``N x H x W`` booleans at the
     original size ``info["height"] x info["width"]`` (see the module docstring for the forms)."""
     height, width = int(info["height"]), int(info["width"])
@@ -95,21 +98,22 @@ def masks_at_original_size(prediction, info, masker=None):
         resized = F.interpolate(masks.float(), size=(height, width), mode="bilinear", align_corners=False)
         return resized[:, 0] > MASK_THRESHOLD
     # M x M probabilities of the mask head: paste them at the boxes, in the original frame
-    masker = masker or Masker(threshold=MASK_THRESHOLD, padding=1)
+    masker = masker or Masker(threshold=MASK_THRESHOLD, padding=1, convention=convention)
     boxes = prediction.resize((width, height))
     return masker([masks], [boxes])[0][:, 0] > 0
 
 
-def prepare_for_coco_segmentation(predictions, dataset):
-    """COCO result dicts with RLE-encoded masks at the original image size (thresholded at 0.5)."""
+def prepare_for_coco_segmentation(predictions, dataset, convention=DEFAULT_BOX_CONVENTION):
+    """COCO result dicts with RLE-encoded masks at the original image size (thresholded at 0.5;
+    the mask head's masks pasted at boxes of the box ``convention``)."""
     coco_results = []
-    masker = Masker(threshold=MASK_THRESHOLD, padding=1)
+    masker = Masker(threshold=MASK_THRESHOLD, padding=1, convention=convention)
     for index, prediction in enumerate(predictions):
         if prediction is None or len(prediction) == 0:
             continue
         image_id = dataset.id_to_img_map[index]
         info = dataset.get_img_info(index)
-        binary = masks_at_original_size(prediction, info, masker)
+        binary = masks_at_original_size(prediction, info, masker, convention)
         binary = np.asfortranarray(binary.permute(1, 2, 0).cpu().numpy().astype(np.uint8))
         rles = mask_util.encode(binary)
         scores = prediction.get_field("scores").tolist()
@@ -147,9 +151,12 @@ def _greedy_best_overlaps(overlaps):
     return covered
 
 
-def evaluate_box_proposals(predictions, dataset, thresholds=None, area="all", limit=None):
+def evaluate_box_proposals(predictions, dataset, thresholds=None, area="all", limit=None,
+                           convention=DEFAULT_BOX_CONVENTION):
     """Recall of the ``limit`` highest-objectness proposals over non-crowd gt boxes of ``area``,
-    at each IoU threshold (default 0.5:0.95:0.05); ``ar`` is the mean recall."""
+    at each IoU threshold (default 0.5:0.95:0.05); ``ar`` is the mean recall. Proposals are in the box
+    ``convention``, compared with the (continuous) annotations as continuous boxes."""
+    convention = box_convention(convention)
     if area not in _AREA_RANGES:
         raise ValueError("unknown area {!r}; expected one of {}".format(area, list(_AREA_RANGES)))
     low, high = _AREA_RANGES[area]
@@ -159,7 +166,7 @@ def evaluate_box_proposals(predictions, dataset, thresholds=None, area="all", li
             continue
         prediction = _original_size_boxes(prediction, dataset, index)
         order = prediction.get_field("objectness").sort(descending=True)[1]
-        boxes = prediction.convert("xyxy").bbox[order]
+        boxes = convention.to_continuous(prediction.convert("xyxy", convention).bbox[order])
         if limit is not None:
             boxes = boxes[:limit]
         anns = [a for a in dataset.coco.imgToAnns[dataset.id_to_img_map[index]]
@@ -328,11 +335,12 @@ def _check_masks_can_be_scored(dataset, iou_types):
 
 def do_coco_evaluation(dataset, predictions, box_only, output_folder, iou_types,
                        expected_results=(), expected_results_sigma_tol=4, coco_evaluator="pycocotools",
-                       results_name=None):
+                       results_name=None, box_convention=DEFAULT_BOX_CONVENTION):
     """Evaluate and write ``predictions.pth``, ``bbox.json`` / ``segm.json`` and ``metrics.json``
     to ``output_folder`` (when given). Returns ``(results, coco_results)``: ``results`` is a
     COCOResults (``results["bbox"]["AP"]``), ``coco_results`` maps an iou type to its COCOeval
     result dicts. ``coco_evaluator``: "pycocotools" or "faster_coco_eval" (TEST.COCO_EVALUATOR).
+    ``box_convention``: what the predicted corners mean (MODEL.BOX_CONVENTION of the model).
 
     For a dataset without annotations nothing is scored: the results files of the evaluation
     server are written instead (see ``write_server_results``; ``results_name`` names the method)."""
@@ -341,7 +349,7 @@ def do_coco_evaluation(dataset, predictions, box_only, output_folder, iou_types,
         os.makedirs(output_folder, exist_ok=True)
         torch.save(list(predictions), os.path.join(output_folder, "predictions.pth"))
     if not getattr(dataset, "has_annotations", True):
-        return write_server_results(dataset, predictions, output_folder, iou_types, results_name)
+        return write_server_results(dataset, predictions, output_folder, iou_types, results_name, box_convention)
     _check_masks_can_be_scored(dataset, iou_types)
     indices = evaluated_indices(predictions, dataset)
     image_ids = [dataset.id_to_img_map[i] for i in indices]
@@ -350,7 +358,8 @@ def do_coco_evaluation(dataset, predictions, box_only, output_folder, iou_types,
         results = COCOResults("box_proposal")
         for limit in (100, 1000):
             for area, suffix in (("all", ""), ("small", "s"), ("medium", "m"), ("large", "l")):
-                stats = evaluate_box_proposals(predictions, dataset, area=area, limit=limit)
+                stats = evaluate_box_proposals(predictions, dataset, area=area, limit=limit,
+                                               convention=box_convention)
                 results.results["box_proposal"]["AR{}@{:d}".format(suffix, limit)] = stats["ar"]
         logger.info("box proposal recall: %s", dict(results.results["box_proposal"]))
         _write_metrics(output_folder, results)
@@ -363,7 +372,7 @@ def do_coco_evaluation(dataset, predictions, box_only, output_folder, iou_types,
     for iou_type in iou_types:
         if iou_type not in prepare:
             raise ValueError("iou type {!r} is not supported; use 'bbox' or 'segm'".format(iou_type))
-        coco_results[iou_type] = prepare[iou_type](predictions, dataset)
+        coco_results[iou_type] = prepare[iou_type](predictions, dataset, box_convention)
         json_file = os.path.join(output_folder, iou_type + ".json") if output_folder else None
         coco_eval = evaluate_predictions_on_coco(dataset.coco, coco_results[iou_type], json_file,
                                                  iou_type, image_ids=image_ids, evaluator=coco_evaluator)
@@ -384,7 +393,8 @@ def _server_split_name(ann_file):
     return stem
 
 
-def write_server_results(dataset, predictions, output_folder, iou_types, results_name=None):
+def write_server_results(dataset, predictions, output_folder, iou_types, results_name=None,
+                         box_convention=DEFAULT_BOX_CONVENTION):
     """Results of a split without annotations in the format of the COCO evaluation server: one
     json list per iou type, ``detections_<split>_<name>_results.json`` for boxes
     (``{image_id, category_id, bbox [x, y, w, h], score}``, original category ids and image
@@ -399,7 +409,7 @@ def write_server_results(dataset, predictions, output_folder, iou_types, results
     suffix = {"bbox": "", "segm": "-segm"}
     coco_results = {}
     for iou_type in iou_types:
-        coco_results[iou_type] = prepare[iou_type](predictions, dataset)
+        coco_results[iou_type] = prepare[iou_type](predictions, dataset, box_convention)
         if output_folder:
             path = os.path.join(output_folder, "detections_{}_{}{}_results.json".format(
                 split, results_name, suffix[iou_type]))
