@@ -298,6 +298,11 @@ def table_viii_rows(by_name):
     return rows
 
 
+def _fewer_than_two(row):
+    """Why a row's gain is not resolved when fewer than two of its seeds trained."""
+    return "not run" if not row["results"] else f"{len(row['aps'])} of {len(row['results'])} seeds trained"
+
+
 def table_viii_findings(rows):
     """Where our small-scale Table VIII agrees with the paper's claims and where it does not."""
     findings = []
@@ -319,8 +324,10 @@ def table_viii_findings(rows):
         for row in measured:
             paper_gain = row["paper"][1] - row["paper"][0]
             if (row["delta"] > 0) != (paper_gain > 0):
+                unsure = ("" if row["resolved"] else " (within the seed spread)" if len(row["aps"]) > 1
+                          else f" ({_fewer_than_two(row)})")
                 findings.append(f"{title} {row['label']}: gain {_signed(row['delta'])} AP against the paper's "
-                                f"{_signed(paper_gain)}" + ("" if row["resolved"] else " (within the seed spread)") + ".")
+                                f"{_signed(paper_gain)}{unsure}.")
         unresolved = [r["label"] for r in measured if not r["resolved"]]
         if unresolved:
             findings.append(f"{title}: the seed spread is not smaller than the gap to the baseline for "
@@ -353,7 +360,7 @@ def table_viii_markdown(by_name):
             hyper = "2"
         else:
             gain = _signed(row["delta"])
-            resolved = "yes" if row["resolved"] else ("no" if len(row["aps"]) > 1 else "n/a (one seed)")
+            resolved = "yes" if row["resolved"] else ("no" if len(row["aps"]) > 1 else _fewer_than_two(row))
             before, after, hyper = row["paper"]
             paper_ap, paper_gain = f"{before} -> {after}", _signed(after - before)
         lines.append(f"| {TABLE_VIII_TITLES[row['detector']]} | {row['label']} ({source}) | {per_seed} | {mean} | "
@@ -428,7 +435,8 @@ def write_results_section(path, results, iters, seeds, total_seconds):
     body = [RESULTS_BEGIN,
             f"`{command} --iters {iters}` on the shapes dataset (generated, 128 px; 256 training images, "
             f"COCO box AP x100 on the 64 of shapes_val), CPU, {iters} iterations per run at 8 images, "
-            f"{total_seconds / 60:.0f} min in all; {time.strftime('%Y-%m-%d')}.", ""]
+            f"{sum(r['seconds'] for r in results) / 60:.0f} min of training runs "
+            f"({total_seconds / 60:.0f} min wall for this invocation); {time.strftime('%Y-%m-%d')}.", ""]
     body += table_viii_markdown(by_name)[2:]  # the file has its own heading
     body.append(RESULTS_END)
     text = open(path).read() if os.path.exists(path) else ""

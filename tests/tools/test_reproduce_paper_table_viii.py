@@ -116,7 +116,17 @@ def test_findings_state_a_disagreement_on_the_best_method_and_one_seed_resolves_
         in findings
     one_seed = {name: values[:1] for name, values in AGREEING.items()}
     report = tool.markdown_report(fake_results(one_seed), RUNS, iters=600, total_seconds=1.0)
-    assert table_rows(report)["GHM-C"][6] == "n/a (one seed)"
+    assert table_rows(report)["GHM-C"][6] == "1 of 1 seeds trained"
+
+
+def test_a_method_that_lost_a_seed_or_never_ran_says_so_not_within_the_spread():
+    aps = dict(AGREEING, retinanet_ghm=[0.0, None])
+    del aps["faster_rcnn_ohem"]
+    report = tool.markdown_report(fake_results(aps), RUNS, iters=600, total_seconds=1.0)
+    rows, findings = table_rows(report), report.split("Findings")[1]
+    assert rows["GHM-C"][6] == "1 of 2 seeds trained" and rows["OHEM"][6] == "not run"
+    assert "GHM-C: gain" in findings and "(1 of 2 seeds trained)." in findings
+    assert "within the seed spread" not in findings.split("GHM-C: gain")[1].split("\n")[0]
 
 
 def test_a_diverged_seed_is_listed_not_averaged():
