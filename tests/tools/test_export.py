@@ -3,7 +3,8 @@
 Faster R-CNN and RetinaNet of configs/shapes/ with random weights (RetinaNet's class prior raised
 so that many anchors pass its score threshold) on generated shapes images, 128 x 128: the
 torch.export program reproduces the eager detections exactly, the ONNX file run by onnxruntime
-to float rounding. Each comparison needs detections to compare, which is checked too.
+to float rounding; FCOS and ATSS through torch.export too. Each comparison needs detections to
+compare, which is checked too.
 """
 import os
 import subprocess
@@ -38,7 +39,7 @@ def _model(name):
     torch.manual_seed(0)
     model = build_detection_model(_config(name)).eval()
     if hasattr(model, "dense_head"):
-        # a random head keeps RetinaNet's 0.01 prior: no score would pass the 0.05 threshold
+        # a random head keeps the 0.01 prior: no score would pass the 0.05 threshold
         torch.nn.init.zeros_(model.dense_head.head.cls_logits.bias)
     return model
 
@@ -72,6 +73,13 @@ def test_torch_export_gives_the_eager_detections_exactly(model, images):
     program = export.export_program(model, images[0])
     for image in images:
         assert export.disagreement(_eager(model, image), program.module()(image), atol=0.0) is None
+
+
+@pytest.mark.parametrize("name", ["fcos_R-18-FPN_shapes", "atss_R-18-FPN_shapes"])
+def test_torch_export_of_the_other_dense_heads_is_exact(name, images):
+    model = _model(name)
+    program = export.export_program(model, images[0])
+    assert export.disagreement(_eager(model, images[1]), program.module()(images[1]), atol=0.0) is None
 
 
 def test_onnx_gives_the_eager_detections(model, images, tmp_path):
