@@ -65,7 +65,7 @@ def test_runtime_dependencies_have_the_supported_lower_bounds(metadata):
     assert all(str(r.specifier).startswith(">=") for r in runtime.values()), runtime
     assert python == [">=3.10"]
     extras = {r.name for r in requirements if r.marker is not None}
-    assert extras == {"tensorboard", "pytest"}
+    assert extras == {"tensorboard", "pytest", "onnx", "onnxscript", "onnxruntime"}
 
 
 def test_ci_pins_satisfy_the_declared_ranges(metadata):
