@@ -9,7 +9,7 @@ from torch import nn
 
 from maskrcnn_benchmark.modeling.dense_heads.layout import flatten_level
 
-from .fixed_shape import best_valid, class_wise_nms_keep, clipped_and_valid, padded_detections
+from .fixed_shape import best_valid, clipped_and_valid, convention_nms_keep, padded_detections
 
 
 class FixedShapeDenseDetections(nn.Module):
@@ -33,7 +33,8 @@ class FixedShapeDenseDetections(nn.Module):
         per_level = [self.for_level(*level, image_size) for level in zip(positions, box_cls, box_regression, quality)]
         scores, valid, boxes, classes = (torch.cat(parts) for parts in zip(*per_level))
         post = self.post_processor
-        keep = class_wise_nms_keep(boxes, scores, classes + 1, valid, post.nms_thresh, shift_to_origin=True)
+        keep = convention_nms_keep(boxes, scores, valid, post.nms_thresh, post.convention,
+                                   post.nms_suppresses_ties, categories=classes + 1)
         scores, keep, boxes, classes = best_valid(scores, keep, post.fpn_post_nms_top_n, boxes, classes)
         return padded_detections(boxes, scores, classes + 1, keep)
 

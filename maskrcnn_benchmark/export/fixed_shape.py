@@ -9,7 +9,7 @@ import torch
 
 from maskrcnn_benchmark.structures.bounding_box import BoxList
 
-from .ops import nms_keep
+from .ops import batched_nms_keep, nms_keep
 
 
 def clipped_and_valid(boxes, image_size, min_size):
@@ -34,21 +34,13 @@ def best_valid(scores, valid, count, *tensors):
     return (scores[order], valid[order], *(tensor[order] for tensor in tensors))
 
 
-def class_wise_nms_keep(boxes, scores, classes, valid, iou_threshold, shift_to_origin):
-    """``nms_keep`` within each class: the valid boxes are shifted by a class offset larger than
-    their span, as ``batched_nms`` (``shift_to_origin`` False) and ``boxlist_ml_nms`` (True, which
-    also moves the boxes by their minimum first) do, with the very same arithmetic, so the shifted
-    coordinates, and the decisions, are the eager ones."""
-    rows = valid[:, None].expand_as(boxes)
-    low = torch.where(rows, boxes, torch.full_like(boxes, float("inf"))).min()
-    high = torch.where(rows, boxes, torch.full_like(boxes, float("-inf"))).max()
-    any_valid = valid.any()
-    # no valid box: any finite shift will do (nothing is kept)
-    low = torch.where(any_valid, low, torch.zeros_like(low))
-    high = torch.where(any_valid, high, torch.zeros_like(high))
-    offsets = classes.to(boxes.dtype) * (high - low + 1)
-    shifted = boxes - low + offsets[:, None] if shift_to_origin else boxes + offsets[:, None]
-    return nms_keep(shifted, scores, valid, float(iou_threshold))
+def convention_nms_keep(boxes, scores, valid, iou_threshold, convention, suppresses_ties=None, categories=None):
+    """The keep mask of the eager post-processors' NMS in the box ``convention`` (its threshold and
+    tie rule, ``BoxConvention.nms_arguments``), within each of ``categories`` when given."""
+    threshold, legacy = convention.nms_arguments(iou_threshold, suppresses_ties)
+    if categories is None:
+        return nms_keep(boxes, scores, valid, threshold, legacy)
+    return batched_nms_keep(boxes, scores, valid, categories, threshold, legacy)
 
 
 def padded_detections(boxes, scores, labels, valid):

@@ -8,27 +8,49 @@ so its decisions are those of ``layers.nms``.
 
 The ONNX translations map ``nms_keep`` onto ``NonMaxSuppression`` and the compiled RoIAlign onto
 ``RoiAlign``, and the stable sort that orders the boxes onto ``TopK`` (whose ties go to
-the lower index, as a stable sort's do). Both ONNX operators use the project's conventions (box widths ``x2 - x1``, a box
-suppressed when its IoU is above the threshold; RoIAlign's ``aligned=False`` is ONNX's
-``output_half_pixel``), so onnxruntime's results agree with PyTorch's to float rounding.
+the lower index, as a stable sort's do). ONNX's NMS has continuous widths and suppresses above the threshold: maskrcnn-benchmark's
+convention (``legacy``: widths ``x2 - x1 + 1``, suppression at or above the threshold) is given to
+it as boxes one pixel larger and the float32 just below the threshold; RoIAlign's ``aligned=False``
+is ONNX's ``output_half_pixel``. onnxruntime's results agree with PyTorch's to float rounding (an
+IoU within rounding of the threshold can be decided otherwise).
 """
+import numpy
 import torch
 
-from maskrcnn_benchmark.layers import nms
+from maskrcnn_benchmark.layers.nms import batched_nms, nms
 
 
 @torch.library.custom_op("maskrcnn_benchmark_export::nms_keep", mutates_args=())
-def nms_keep(boxes: torch.Tensor, scores: torch.Tensor, valid: torch.Tensor, iou_threshold: float) -> torch.Tensor:
+def nms_keep(boxes: torch.Tensor, scores: torch.Tensor, valid: torch.Tensor, iou_threshold: float,
+             legacy: bool = False) -> torch.Tensor:
     """Boolean mask of the boxes that NMS keeps among the ``valid`` ones (``boxes`` N x 4 xyxy,
-    ``scores`` N, ``valid`` N booleans; invalid boxes neither survive nor suppress)."""
+    ``scores`` N, ``valid`` N booleans; invalid boxes neither survive nor suppress). ``iou_threshold``
+    and ``legacy`` are ``layers.nms``'s (``BoxConvention.nms_arguments`` gives them)."""
     rows = torch.nonzero(valid).squeeze(1)
     keep = torch.zeros_like(valid)
-    keep[rows[nms(boxes[rows], scores[rows], iou_threshold)]] = True
+    keep[rows[nms(boxes[rows], scores[rows], iou_threshold, legacy=legacy)]] = True
     return keep
 
 
 @nms_keep.register_fake
-def _nms_keep_fake(boxes, scores, valid, iou_threshold):
+def _nms_keep_fake(boxes, scores, valid, iou_threshold, legacy=False):
+    return torch.empty_like(valid)
+
+
+@torch.library.custom_op("maskrcnn_benchmark_export::batched_nms_keep", mutates_args=())
+def batched_nms_keep(boxes: torch.Tensor, scores: torch.Tensor, valid: torch.Tensor, categories: torch.Tensor,
+                     iou_threshold: float, legacy: bool = False) -> torch.Tensor:
+    """``nms_keep`` within each of the ``categories`` (N ints): ``layers.batched_nms``, so the
+    decisions are the eager post-processors' exactly."""
+    rows = torch.nonzero(valid).squeeze(1)
+    keep = torch.zeros_like(valid)
+    kept = batched_nms(boxes[rows], scores[rows], categories[rows], iou_threshold, legacy=legacy)
+    keep[rows[kept]] = True
+    return keep
+
+
+@batched_nms_keep.register_fake
+def _batched_nms_keep_fake(boxes, scores, valid, categories, iou_threshold, legacy=False):
     return torch.empty_like(valid)
 
 
@@ -43,8 +65,12 @@ def onnx_translation_table():
     import onnx
     from onnxscript import opset18 as op
 
-    def nms_keep_onnx(boxes, scores, valid, iou_threshold: float):
+    def nms_keep_onnx(boxes, scores, valid, iou_threshold: float, legacy: bool = False):
         count = op.Shape(scores)
+        if legacy:  # widths x2 - x1 + 1 are the continuous widths of boxes one pixel larger
+            boxes = op.Add(boxes, op.CastLike(op.Constant(value_floats=[0.0, 0.0, 1.0, 1.0]), boxes))
+            # the kernel suppresses at IoU >= threshold, ONNX above it: the float32 just below
+            iou_threshold = float(numpy.nextafter(numpy.float32(iou_threshold), numpy.float32(-1)))
         masked = op.Where(valid, scores, op.CastLike(op.Constant(value_float=float("-inf")), scores))
         selected = op.NonMaxSuppression(
             op.Unsqueeze(boxes, [0]), op.Unsqueeze(masked, [0, 1]), count,
@@ -55,6 +81,14 @@ def onnx_translation_table():
         true = onnx.helper.make_tensor("true", onnx.TensorProto.BOOL, [1], [True])
         updates = op.Expand(op.Constant(value=true), op.Shape(kept_rows, start=0, end=1))
         return op.ScatterND(op.ConstantOfShape(count, value=false), kept_rows, updates)
+
+    def batched_nms_keep_onnx(boxes, scores, valid, categories, iou_threshold: float, legacy: bool = False):
+        # one pass over boxes moved apart by category: an offset above the span of all coordinates
+        span = op.Add(op.Sub(op.ReduceMax(boxes, keepdims=0), op.ReduceMin(boxes, keepdims=0)),
+                      op.CastLike(op.Constant(value_float=2.0), boxes))
+        offsets = op.Mul(op.CastLike(categories, boxes), span)
+        shifted = op.Add(boxes, op.Unsqueeze(offsets, [1]))
+        return nms_keep_onnx(shifted, scores, valid, iou_threshold, legacy)
 
     def roi_align_onnx(input, rois, spatial_scale: float, pooled_height: int, pooled_width: int,
                        sampling_ratio: int, aligned: bool):
@@ -78,5 +112,6 @@ def onnx_translation_table():
     return {
         torch.ops.aten.sort.stable: stable_sort_onnx,
         torch.ops.maskrcnn_benchmark_export.nms_keep.default: nms_keep_onnx,
+        torch.ops.maskrcnn_benchmark_export.batched_nms_keep.default: batched_nms_keep_onnx,
         torch.ops.maskrcnn_benchmark.roi_align_forward.default: roi_align_onnx,
     }

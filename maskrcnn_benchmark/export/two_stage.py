@@ -16,7 +16,7 @@ from maskrcnn_benchmark.modeling.rpn.utils import permute_and_flatten
 from maskrcnn_benchmark.structures.bounding_box import BoxList
 from maskrcnn_benchmark.structures.image_list import ImageList
 
-from .fixed_shape import best_valid, class_wise_nms_keep, clipped_and_valid, nms_keep, padded_detections
+from .fixed_shape import best_valid, clipped_and_valid, convention_nms_keep, padded_detections
 
 
 class FixedShapeProposals(nn.Module):
@@ -50,7 +50,7 @@ class FixedShapeProposals(nn.Module):
         proposals = selector.box_coder.decode(box_regression[top], anchors.bbox[top])
         boxes, valid = clipped_and_valid(proposals, image_size, selector.min_size)
         if selector.nms_thresh > 0:
-            valid = nms_keep(boxes, objectness, valid, float(selector.nms_thresh))
+            valid = convention_nms_keep(boxes, objectness, valid, selector.nms_thresh, selector.convention)
         return best_valid(objectness, valid, selector.post_nms_top_n, boxes)
 
 
@@ -126,7 +126,7 @@ class FixedShapeBoxDetections(nn.Module):
         classes = torch.arange(num_classes, device=scores.device).repeat(len(proposals))
         boxes, scores, candidate = boxes.reshape(-1, 4), scores.reshape(-1), candidate.reshape(-1)
 
-        keep = class_wise_nms_keep(boxes, scores, classes, candidate, post.nms, shift_to_origin=False)
+        keep = convention_nms_keep(boxes, scores, candidate, post.nms, post.convention, categories=classes)
         scores, keep, boxes, classes = best_valid(scores, keep, post.detections_per_img, boxes, classes)
         return padded_detections(boxes, scores, classes, keep)
 

@@ -20,7 +20,7 @@ from maskrcnn_benchmark import export
 from maskrcnn_benchmark.config import cfg as default_cfg
 from maskrcnn_benchmark.data.datasets.shapes import generate_shapes
 from maskrcnn_benchmark.data.transforms import build_transforms
-from maskrcnn_benchmark.export.ops import nms_keep
+from maskrcnn_benchmark.export.ops import batched_nms_keep, nms_keep
 from maskrcnn_benchmark.modeling.detector import build_detection_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -153,3 +153,14 @@ def test_export_model_cli_refuses_a_size_the_backbone_cannot_take(tmp_path):
     )
     assert done.returncode != 0 and "SIZE_DIVISIBILITY (32)" in done.stderr
     assert not (tmp_path / "r.onnx").exists()
+
+
+def test_nms_keep_follows_the_box_convention_as_eager_nms_does():
+    # [0, 0, 9, 4] inside [0, 0, 9, 9]: IoU 36 / 81 = 0.44 continuous, 50 / 100 = 0.5 with +1 widths
+    boxes = torch.tensor([[0.0, 0.0, 9.0, 9.0], [0.0, 0.0, 9.0, 4.0]])
+    scores, valid = torch.tensor([0.9, 0.8]), torch.ones(2, dtype=torch.bool)
+    assert nms_keep(boxes, scores, valid, 0.5, False).tolist() == [True, True]
+    assert nms_keep(boxes, scores, valid, 0.5, True).tolist() == [True, False]  # suppressed at IoU >= 0.5
+    categories = torch.tensor([1, 2])
+    assert batched_nms_keep(boxes, scores, valid, categories, 0.5, True).tolist() == [True, True]
+    assert batched_nms_keep(boxes, scores, valid, torch.tensor([3, 3]), 0.5, True).tolist() == [True, False]
