@@ -45,7 +45,13 @@ def test_quickstart_script_runs_the_configs_own_schedule():
     # the script scales the lr steps with ITERS (2/3 and 9/10 of the run) and warms up 50 iterations
     assert (iterations * 2 // 3, iterations * 9 // 10) == tuple(cfg.SOLVER.STEPS)
     assert "SOLVER.WARMUP_ITERS 50" in script and cfg.SOLVER.WARMUP_ITERS == 50
-    # the Sampling-Free config is the quickstart recipe plus Sampling-Free only
+    # the Sampling-Free config is the quickstart recipe plus Sampling-Free only (its proposals
+    # counted per image, as every Sampling-Free config: about the same number per image)
     sf = shapes_cfg(QUICKSTART_SF)
-    assert sf.SOLVER == cfg.SOLVER and sf.MODEL.RESNETS == cfg.MODEL.RESNETS and sf.MODEL.RPN == cfg.MODEL.RPN
+    per_image = ("FPN_POST_NMS_PER_BATCH", "FPN_POST_NMS_TOP_N_TRAIN")
+    assert sf.SOLVER == cfg.SOLVER and sf.MODEL.RESNETS == cfg.MODEL.RESNETS
+    assert {k: v for k, v in sf.MODEL.RPN.items() if k not in per_image} == \
+        {k: v for k, v in cfg.MODEL.RPN.items() if k not in per_image}
+    assert not sf.MODEL.RPN.FPN_POST_NMS_PER_BATCH
+    assert abs(sf.MODEL.RPN.FPN_POST_NMS_TOP_N_TRAIN * cfg.SOLVER.IMS_PER_BATCH - cfg.MODEL.RPN.FPN_POST_NMS_TOP_N_TRAIN) <= 8
     assert not sf.MODEL.SAMPLING_FREE.ROI.SAMPLER and not sf.MODEL.SAMPLING_FREE.RPN.SAMPLER
