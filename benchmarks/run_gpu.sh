@@ -4,7 +4,7 @@
 # python3 and torch, with no package index:
 #   1. install the carried wheels (.whl/, from benchmarks/prepare_gpu_wheels.sh) into a target dir;
 #   2. build maskrcnn_benchmark._C with the CUDA kernels (TORCH_CUDA_ARCH_LIST, default 9.0);
-#   3. the CUDA-vs-CPU agreement tests (tests/test_build.py with MRCNN_EXPECT_CUDA=1) and the NMS
+#   3. the CUDA-vs-CPU agreement tests (tests/layers/test_build.py with MRCNN_EXPECT_CUDA=1) and the NMS
 #      convention tests;
 #   4. the benchmarks: ops vs torchvision, then training step and inference at the paper's
 #      Table III setting (800 x 1333, batch 1).
@@ -67,7 +67,7 @@ EOF
   "$PY" -c "import maskrcnn_benchmark.layers as L; print('compiled_with_cuda:', L.compiled_with_cuda())"
 
   step "CUDA-vs-CPU agreement and NMS convention tests"
-  "$PY" -m pytest -q -ra -p no:cacheprovider tests/test_build.py tests/layers/test_nms_conventions.py
+  "$PY" -m pytest -q -ra -p no:cacheprovider tests/layers/test_build.py tests/layers/test_nms_conventions.py
 
   if [ "$DRY_RUN" = "1" ]; then
     DEVICE=cpu; SIZE=(--device cpu --image-size 64 --batch 1 --iters 1 --warmup 0 --models retinanet)

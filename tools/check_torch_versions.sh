@@ -26,9 +26,9 @@ export PIP_CONSTRAINT=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1
 # The runtime dependencies of pyproject.toml (torch and torchvision apart) and the test runner.
 PACKAGES=(numpy yacs pyyaml pycocotools opencv-python-headless pillow tqdm matplotlib pytest ninja)
 # Ops and their registrations, the config system, and one detector's forward / backward.
-SMOKE_TESTS=(tests/test_build.py tests/layers tests/test_ops_nms.py tests/test_ops_roi_align.py
-             tests/test_ops_roi_pool.py tests/test_ops_focal_loss.py tests/test_structures_boxlist_ops.py
-             tests/test_config.py tests/test_rcnn_models.py)
+SMOKE_TESTS=(tests/layers/test_build.py tests/layers tests/layers/test_ops_nms.py tests/layers/test_ops_roi_align.py
+             tests/layers/test_ops_roi_pool.py tests/layers/test_ops_focal_loss.py tests/structures/test_structures_boxlist_ops.py
+             tests/config/test_config.py tests/modeling/test_rcnn_models.py)
 
 mkdir -p "$CHECK_DIR"
 SUMMARY="$CHECK_DIR/summary.txt"

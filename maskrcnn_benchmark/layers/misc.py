@@ -1,7 +1,7 @@
 """Layers that accept empty (zero-sized) batches, e.g. a mask head given no RoIs.
 
 PyTorch 2.x convolutions, batch norm and interpolation handle a batch of 0 natively, output
-shape and autograd included (tests/test_ops_layers.py checks this), so these are the stock
+shape and autograd included (tests/layers/test_ops_layers.py checks this), so these are the stock
 modules under maskrcnn-benchmark's names. They only add a clear error for inputs that are not
 batched 4-D maps.
 """

@@ -12,7 +12,7 @@ from maskrcnn_benchmark.modeling.detector import build_detection_model
 from maskrcnn_benchmark.structures.bounding_box import BoxList
 from maskrcnn_benchmark.structures.segmentation_mask import SegmentationMask
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHAPES = os.path.join(ROOT, "configs", "shapes")
 SAMPLING_FREE_BOTH = [
     "MODEL.SAMPLING_FREE.RPN.SAMPLER", False, "MODEL.SAMPLING_FREE.RPN.GUIDED", "guided",

@@ -10,7 +10,7 @@ import torch
 from maskrcnn_benchmark.config import cfg as global_cfg
 from maskrcnn_benchmark.modeling.detector import build_detection_model
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "**", "*.yaml"), recursive=True))
 LAYOUTS_FILE = os.path.join(ROOT, "tests", "fixtures", "state_dict_layouts.json")
 

@@ -17,7 +17,7 @@ from maskrcnn_benchmark.structures.bounding_box import BoxList
 from maskrcnn_benchmark.structures.image_list import to_image_list
 from maskrcnn_benchmark.utils.checkpoint import Checkpointer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG = os.path.join(ROOT, "configs", "shapes", "retinanet_R-18-FPN_shapes.yaml")
 # an untrained head scores about its prior (0.01): lower the inference threshold so it reports boxes
 OPTS = ["MODEL.RETINANET.INFERENCE_TH", "0.001", "MODEL.DEVICE", "cpu"]

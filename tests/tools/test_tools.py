@@ -15,7 +15,7 @@ import torch
 from maskrcnn_benchmark.config import ConfigError
 from maskrcnn_benchmark.engine.launch import load_config
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PYTHON = sys.executable
 TORCHRUN = os.path.join(os.path.dirname(sys.executable), "torchrun")
 RETINANET_SHAPES = os.path.join(ROOT, "configs", "shapes", "retinanet_R-18-FPN_shapes.yaml")

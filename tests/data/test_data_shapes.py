@@ -14,7 +14,7 @@ from maskrcnn_benchmark.config.paths_catalog import DatasetCatalog
 from maskrcnn_benchmark.data.datasets.shapes import (
     CLASS_NAMES, SHAPES_SPLITS, ensure_shapes_dataset, generate_shapes)
 
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _digest(folder):

@@ -6,7 +6,7 @@ import pytest
 
 from maskrcnn_benchmark.config import cfg
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _load_tool():

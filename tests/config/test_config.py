@@ -9,7 +9,7 @@ import pytest
 
 from maskrcnn_benchmark.config import ConfigError, cfg
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCHEMA = os.path.join(ROOT, "..", "shared", "reference", "config_schema.txt")
 
 
@@ -89,7 +89,7 @@ def test_maskrcnn_benchmark_style_yaml_merges(tmp_path):
 
 
 CONFIG_FILES = sorted(glob.glob(os.path.join(ROOT, "configs", "**", "*.yaml"), recursive=True))
-# (Every shipped yaml merging and building is tests/test_all_configs_build.py's job.)
+# (Every shipped yaml merging and building is tests/config/test_all_configs_build.py's job.)
 FAMILIES = ("retinanet", "fcos", "atss", "paa", "faster_rcnn", "mask_rcnn")
 DATASET_KINDS = ("coco", "voc", "shapes")
 

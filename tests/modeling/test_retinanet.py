@@ -22,7 +22,7 @@ from maskrcnn_benchmark.structures.image_list import ImageList
 from helpers import fpn_features, target_boxlist
 
 NUM_CLASSES = 4  # foreground classes
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def small_cfg(cls_loss="focal", guided="none"):

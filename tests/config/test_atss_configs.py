@@ -14,7 +14,7 @@ from maskrcnn_benchmark.modeling.rpn.paa.inference import score_voting
 from maskrcnn_benchmark.structures.bounding_box import BoxList
 from maskrcnn_benchmark.structures.box_convention import CONTINUOUS
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = sorted(
     glob.glob(os.path.join(ROOT, "configs", "atss", "*.yaml"))
     + glob.glob(os.path.join(ROOT, "configs", "paa", "*.yaml"))

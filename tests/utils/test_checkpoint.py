@@ -193,7 +193,7 @@ def test_every_catalog_weight_named_by_a_config_resolves():
     import glob
     import re as regex
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     names = set()
     for path in glob.glob(os.path.join(root, "configs", "**", "*.yaml"), recursive=True):
         names.update(regex.findall(r"catalog://([^\"'\s]+)", open(path).read()))
