@@ -1,4 +1,5 @@
 """Shared pytest settings (the ``slow`` marker: training runs; CI runs them too) and fixtures."""
+import contextlib
 import os
 
 import pytest
@@ -21,13 +22,28 @@ def grad_mode_is_left_as_found():
         pytest.fail("the test left autograd disabled (torch.set_grad_enabled(False) without restoring)")
 
 
+@contextlib.contextmanager
+def torch_threads(count):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 @pytest.fixture
 def one_thread():
     """Torch on one thread for the test, as the measured timings and numbers in docstrings were."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+    with torch_threads(1):
+        yield
+
+
+@pytest.fixture
+def two_threads():
+    """Torch on two threads (kernels that split their work across threads)."""
+    with torch_threads(2):
+        yield
 
 
 @pytest.fixture(scope="module")

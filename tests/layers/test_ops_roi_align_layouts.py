@@ -14,14 +14,6 @@ from maskrcnn_benchmark.modeling.poolers import Pooler
 from maskrcnn_benchmark.structures.bounding_box import BoxList
 
 
-@pytest.fixture
-def two_threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(previous)
-
-
 def rois_on(generator, count, batch_size, extent):
     xy = torch.rand(count, 2, generator=generator, dtype=torch.float64) * extent - 4
     wh = torch.rand(count, 2, generator=generator, dtype=torch.float64) * extent / 2
