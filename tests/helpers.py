@@ -39,6 +39,16 @@ def target_boxlist(boxes, labels, size):
     return boxlist
 
 
+def random_rois(generator, count, batch_size, extent, dtype):
+    """RoIs (batch index, x1, y1, x2, y2) with corners spread beyond an ``extent``-pixel image
+    (off-image and partly-outside boxes), for the pooling ops' tests."""
+    corners = torch.rand(count, 4, generator=generator, dtype=dtype) * (extent * 1.4) - extent * 0.2
+    x1, x2 = torch.minimum(corners[:, 0], corners[:, 2]), torch.maximum(corners[:, 0], corners[:, 2])
+    y1, y2 = torch.minimum(corners[:, 1], corners[:, 3]), torch.maximum(corners[:, 1], corners[:, 3])
+    batch = torch.randint(0, batch_size, (count,), generator=generator).to(dtype)
+    return torch.stack([batch, x1, y1, x2, y2], dim=1)
+
+
 def fpn_features(height, width, channels, batch=1):
     """Random P3-P7 maps with the sizes a backbone gives for a padded (height, width) image."""
     return [torch.randn(batch, channels, math.ceil(height / s), math.ceil(width / s)) for s in FPN_STRIDES]

@@ -2,19 +2,9 @@
 import pytest
 import torch
 import torchvision
+from helpers import random_rois
 
 from maskrcnn_benchmark.layers import ROIAlign, roi_align
-
-
-def random_rois(generator, count, batch_size, extent, dtype):
-    """RoIs with corners spread beyond the image (off-image and partly-outside boxes)."""
-    corners = torch.rand(count, 4, generator=generator, dtype=dtype) * (extent * 1.4) - extent * 0.2
-    x1 = torch.minimum(corners[:, 0], corners[:, 2])
-    x2 = torch.maximum(corners[:, 0], corners[:, 2])
-    y1 = torch.minimum(corners[:, 1], corners[:, 3])
-    y2 = torch.maximum(corners[:, 1], corners[:, 3])
-    batch = torch.randint(0, batch_size, (count,), generator=generator).to(dtype)
-    return torch.stack([batch, x1, y1, x2, y2], dim=1)
 
 
 EDGE_ROIS = [

@@ -2,6 +2,7 @@
 import pytest
 import torch
 import torchvision
+from helpers import random_rois
 
 from maskrcnn_benchmark.layers import ROIPool, roi_pool
 
@@ -12,14 +13,6 @@ EDGE_ROIS = [
     [0, -40.0, -30.0, -10.0, -5.0],   # entirely before the image
     [1, -3.0, -3.0, 70.0, 70.0],      # covers and exceeds the image
 ]
-
-
-def random_rois(generator, count, batch_size, extent, dtype):
-    corners = torch.rand(count, 4, generator=generator, dtype=dtype) * (extent * 1.4) - extent * 0.2
-    x1, x2 = torch.minimum(corners[:, 0], corners[:, 2]), torch.maximum(corners[:, 0], corners[:, 2])
-    y1, y2 = torch.minimum(corners[:, 1], corners[:, 3]), torch.maximum(corners[:, 1], corners[:, 3])
-    batch = torch.randint(0, batch_size, (count,), generator=generator).to(dtype)
-    return torch.stack([batch, x1, y1, x2, y2], dim=1)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
