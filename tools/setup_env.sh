@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv, install the pinned requirements and build maskrcnn_benchmark._C in place.
+# Create .venv, install the pinned requirements ($REQUIREMENTS, default requirements.txt: the runtime
+# ones; tools/run_tests.sh asks for requirements-dev.txt) and build maskrcnn_benchmark._C in place.
 # Idempotent: an existing environment is reused and only what changed is rebuilt.
 # CUDA kernels are compiled when CUDA is usable or FORCE_CUDA=1 (set automatically when nvcc exists
 # and MRCNN_CPU_ONLY is not 1); TORCH_CUDA_ARCH_LIST defaults to one architecture to keep it short.
@@ -11,7 +12,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install --quiet -r requirements.txt
+.venv/bin/python -m pip install --quiet -r "${REQUIREMENTS:-requirements.txt}"
 
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 if [ "${MRCNN_CPU_ONLY:-0}" != "1" ] && [ -x "$CUDA_HOME/bin/nvcc" ]; then

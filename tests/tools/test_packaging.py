@@ -68,16 +68,33 @@ def test_runtime_dependencies_have_the_supported_lower_bounds(metadata):
     assert extras == {"tensorboard", "pytest", "onnx", "onnxscript", "onnxruntime"}
 
 
+def read_pins(name):
+    """The requirements of ``name`` (a file at the root), following its ``-r`` includes."""
+    pins = []
+    with open(os.path.join(ROOT, name)) as handle:
+        for line in handle:
+            line = line.split("#")[0].strip()
+            if line.startswith("-r "):
+                pins += read_pins(line[3:].strip())
+            elif line:
+                pins.append(Requirement(line))
+    return pins
+
+
 def test_ci_pins_satisfy_the_declared_ranges(metadata):
     requirements, _, _ = metadata
     declared = {r.name.lower(): r for r in requirements}
-    with open(os.path.join(ROOT, "requirements.txt")) as handle:
-        pins = [Requirement(line.split("#")[0].strip()) for line in handle if line.split("#")[0].strip()]
-    for pin in pins:
+    runtime = {p.name.lower() for p in read_pins("requirements.txt")}
+    everything = read_pins("requirements-dev.txt")
+    for pin in everything:
         if pin.name.lower() in declared and str(pin.specifier).startswith("=="):
             version = Version(str(pin.specifier)[2:])
             assert declared[pin.name.lower()].specifier.contains(version), (pin, declared[pin.name.lower()])
-    assert {p.name.lower() for p in pins} >= set(RUNTIME_IMPORTS) - {"pyyaml", "numpy", "pillow"}
+    # the quickstart's install (requirements.txt) is the runtime alone; the suite's adds every extra
+    assert runtime >= set(RUNTIME_IMPORTS) - {"pyyaml", "numpy", "pillow"}
+    extras = {r.name.lower() for r in requirements if r.marker is not None}
+    assert not runtime & extras, runtime & extras
+    assert {p.name.lower() for p in everything} >= runtime | extras
 
 
 def test_only_the_library_is_a_top_level_package(metadata):
