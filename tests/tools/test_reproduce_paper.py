@@ -48,6 +48,21 @@ def test_overrides_apply_exactly_the_ablation_switches_onto_the_shapes_config(ru
         assert merged.MODEL.RETINANET.PRIOR_PROB == coco.MODEL.RETINANET.PRIOR_PROB
 
 
+def test_every_faster_rcnn_column_of_table_two_c_trains_on_the_same_proposals_per_image():
+    # The Sampling-Free yamls count 1000 proposals per image; the shapes baseline 1000 per batch
+    # of 8. The table's own override puts every column on the same pool.
+    pools = set()
+    for run in tool.ablation_runs(["IIc"]):
+        merged = cfg.clone()
+        merged.merge_from_file(os.path.join(ROOT, run[3]))
+        merged.merge_from_list(tool.own_overrides(run[4]) + tool.table_overrides(run))
+        rpn = merged.MODEL.RPN
+        per_image = rpn.FPN_POST_NMS_TOP_N_TRAIN / (merged.SOLVER.IMS_PER_BATCH if rpn.FPN_POST_NMS_PER_BATCH else 1)
+        pools.add(per_image)
+    assert pools == {256}
+    assert all(tool.table_overrides(run) == [] for run in tool.ablation_runs(["I", "IIa", "IIb"]))
+
+
 def test_table_one_report_marks_divergence_and_ap():
     runs = tool.ablation_runs(["I"])[:2]
     results = [
