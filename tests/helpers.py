@@ -49,6 +49,21 @@ def random_rois(generator, count, batch_size, extent, dtype):
     return torch.stack([batch, x1, y1, x2, y2], dim=1)
 
 
+def assert_pooling_backward_matches(ours, reference, edge_rois, output_size, seed):
+    """The input gradient of a pooling op, ``ours(features, rois)``, equals ``reference``'s on
+    float64 features (2 x 4 x 20 x 20) for random RoIs plus ``edge_rois``, under the same random
+    output gradient."""
+    g = torch.Generator().manual_seed(seed)
+    features = torch.randn(2, 4, 20, 20, generator=g, dtype=torch.float64)
+    rois = torch.cat([random_rois(g, 25, 2, 40.0, torch.float64), torch.tensor(edge_rois, dtype=torch.float64)])
+    grad = torch.randn(rois.shape[0], 4, output_size, output_size, generator=g, dtype=torch.float64)
+    ours_in = features.clone().requires_grad_()
+    ours(ours_in, rois).backward(grad)
+    reference_in = features.clone().requires_grad_()
+    reference(reference_in, rois).backward(grad)
+    torch.testing.assert_close(ours_in.grad, reference_in.grad, atol=1e-10, rtol=0)
+
+
 def fpn_features(height, width, channels, batch=1):
     """Random P3-P7 maps with the sizes a backbone gives for a padded (height, width) image."""
     return [torch.randn(batch, channels, math.ceil(height / s), math.ceil(width / s)) for s in FPN_STRIDES]

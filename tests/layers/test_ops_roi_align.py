@@ -2,7 +2,7 @@
 import pytest
 import torch
 import torchvision
-from helpers import random_rois
+from helpers import assert_pooling_backward_matches, random_rois
 
 from maskrcnn_benchmark.layers import ROIAlign, roi_align
 
@@ -35,17 +35,10 @@ def test_forward_matches_torchvision(dtype, aligned, sampling_ratio):
 @pytest.mark.parametrize("aligned", [False, True])
 @pytest.mark.parametrize("sampling_ratio", [0, 2])
 def test_backward_matches_torchvision(aligned, sampling_ratio):
-    g = torch.Generator().manual_seed(7)
-    features = torch.randn(2, 4, 20, 20, generator=g, dtype=torch.float64)
-    rois = torch.cat([random_rois(g, 25, 2, 40.0, torch.float64),
-                      torch.tensor(EDGE_ROIS, dtype=torch.float64)])
-    grad = torch.randn(rois.shape[0], 4, 7, 7, generator=g, dtype=torch.float64)
-
-    ours_in = features.clone().requires_grad_()
-    roi_align(ours_in, rois, 7, 0.5, sampling_ratio, aligned).backward(grad)
-    reference_in = features.clone().requires_grad_()
-    torchvision.ops.roi_align(reference_in, rois, 7, 0.5, sampling_ratio, aligned).backward(grad)
-    torch.testing.assert_close(ours_in.grad, reference_in.grad, atol=1e-10, rtol=0)
+    assert_pooling_backward_matches(
+        lambda x, rois: roi_align(x, rois, 7, 0.5, sampling_ratio, aligned),
+        lambda x, rois: torchvision.ops.roi_align(x, rois, 7, 0.5, sampling_ratio, aligned),
+        EDGE_ROIS, output_size=7, seed=7)
 
 
 @pytest.mark.parametrize("aligned", [False, True])

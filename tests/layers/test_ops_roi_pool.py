@@ -2,7 +2,7 @@
 import pytest
 import torch
 import torchvision
-from helpers import random_rois
+from helpers import assert_pooling_backward_matches, random_rois
 
 from maskrcnn_benchmark.layers import ROIPool, roi_pool
 
@@ -28,16 +28,9 @@ def test_forward_matches_torchvision(dtype, scale, size):
 
 
 def test_backward_matches_torchvision():
-    g = torch.Generator().manual_seed(5)
-    features = torch.randn(2, 4, 20, 20, generator=g, dtype=torch.float64)
-    rois = torch.cat([random_rois(g, 25, 2, 40.0, torch.float64),
-                      torch.tensor(EDGE_ROIS, dtype=torch.float64)])
-    grad = torch.randn(rois.shape[0], 4, 5, 5, generator=g, dtype=torch.float64)
-    ours_in = features.clone().requires_grad_()
-    roi_pool(ours_in, rois, 5, 0.5).backward(grad)
-    reference_in = features.clone().requires_grad_()
-    torchvision.ops.roi_pool(reference_in, rois, 5, 0.5).backward(grad)
-    torch.testing.assert_close(ours_in.grad, reference_in.grad, atol=1e-10, rtol=0)
+    assert_pooling_backward_matches(lambda x, rois: roi_pool(x, rois, 5, 0.5),
+                                    lambda x, rois: torchvision.ops.roi_pool(x, rois, 5, 0.5),
+                                    EDGE_ROIS, output_size=5, seed=5)
 
 
 def test_gradcheck():
