@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Measured (shapes_val box AP, 2 shared CPU cores, current main): 500 iterations (the default)
+# Measured (shapes_val box AP, one torch thread, current main): 500 iterations (the default)
 # 0.568 (seed 0) and 0.624 (SEED=1); 600 iterations 0.734; 400 iterations 0.449 / 0.468. The
 # general shapes Faster R-CNN (GroupNorm, more proposals and RoIs) reached 0.22-0.26 in 300.
 CONFIG=${CONFIG:-configs/shapes/quickstart_faster_rcnn_R_18_FPN_shapes.yaml}
