@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Measured (shapes_val box AP, one torch thread, current main): 500 iterations (the default)
-# 0.568 (seed 0) and 0.624 (SEED=1); 600 iterations 0.734; 400 iterations 0.449 / 0.468. The
+# 0.568 (seed 0) and 0.624 (SEED=1); 400 iterations 0.449 / 0.468; 600 (two threads) 0.734. The
 # general shapes Faster R-CNN (GroupNorm, more proposals and RoIs) reached 0.22-0.26 in 300.
 CONFIG=${CONFIG:-configs/shapes/quickstart_faster_rcnn_R_18_FPN_shapes.yaml}
 SF_CONFIG=${SF_CONFIG:-configs/shapes/quickstart_faster_rcnn_R_18_FPN_shapes_sampling_free.yaml}
