@@ -2,7 +2,7 @@
 // with the same message naming the offending argument.
 #pragma once
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 
 namespace maskrcnn_benchmark {
 

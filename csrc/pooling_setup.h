@@ -3,8 +3,8 @@
 // backward passes. Kept apart from the kernels so both backends treat edge cases alike.
 #pragma once
 
-#include <ATen/ATen.h>
 #include <ATen/OpMathType.h>
+#include <ATen/core/Tensor.h>
 
 #include <utility>
 #include <vector>
@@ -32,7 +32,7 @@ at::Tensor scatter_input_grad(const at::Tensor& grad_output, int64_t batch_size,
                               Scatter&& scatter) {
   const auto opmath = at::toOpMathType(grad_output.scalar_type());
   auto grad_input =
-      at::zeros({batch_size, channels, height, width}, grad_output.options().dtype(opmath));
+      grad_output.new_zeros({batch_size, channels, height, width}, opmath);
   if (grad_output.numel() > 0 && grad_input.numel() > 0) std::forward<Scatter>(scatter)(grad_input);
   return grad_input.to(grad_output.scalar_type());
 }

@@ -2,7 +2,7 @@
 // holds it, so each kernel keeps only the loops that differ.
 #pragma once
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 
 #include <cstdint>
 

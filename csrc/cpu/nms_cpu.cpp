@@ -64,7 +64,7 @@ at::Tensor nms_impl(const at::Tensor& boxes, const at::Tensor& scores, double io
     alive = write;
     ++head;
   }
-  auto result = at::empty({static_cast<int64_t>(keep.size())}, boxes.options().dtype(at::kLong));
+  auto result = boxes.new_empty({static_cast<int64_t>(keep.size())}, at::kLong);
   std::copy(keep.begin(), keep.end(), result.mutable_data_ptr<int64_t>());
   return result;
 }
@@ -74,7 +74,7 @@ at::Tensor nms_impl(const at::Tensor& boxes, const at::Tensor& scores, double io
 at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_threshold,
                bool legacy) {
   check_boxes_and_scores(boxes, scores);
-  if (boxes.size(0) == 0) return at::empty({0}, boxes.options().dtype(at::kLong));
+  if (boxes.size(0) == 0) return boxes.new_empty({0}, at::kLong);
   at::Tensor keep;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, boxes.scalar_type(), "nms_cpu", [&] {
     keep = legacy ? nms_impl<scalar_t, true>(boxes, scores, iou_threshold)

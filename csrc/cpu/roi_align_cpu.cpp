@@ -198,8 +198,7 @@ at::Tensor to_channels_last(const at::Tensor& input) {
     // Other layouts (a channels-last map needs no copy at all) go through ATen.
     return input.permute({0, 2, 3, 1}).contiguous();
   }
-  auto nhwc = at::empty({input.size(0), input.size(2), input.size(3), input.size(1)},
-                        input.options());
+  auto nhwc = input.new_empty({input.size(0), input.size(2), input.size(3), input.size(1)});
   transpose_matrices(input.const_data_ptr<scalar_t>(), nhwc.mutable_data_ptr<scalar_t>(),
                      input.size(0), input.size(1), input.size(2) * input.size(3));
   return nhwc;
@@ -433,9 +432,9 @@ at::Tensor roi_align_forward(const at::Tensor& input, const at::Tensor& rois,
                              int64_t pooled_width, int64_t sampling_ratio, bool aligned) {
   check_pooling_inputs("roi_align", input, rois, pooled_height, pooled_width);
   const auto output_size = pooled_output_size(input, rois, pooled_height, pooled_width);
-  if (nothing_to_pool(input, rois)) return at::zeros(output_size, input.options());
+  if (nothing_to_pool(input, rois)) return input.new_zeros(output_size);
   // Both kernels write every output element, so the output needs no initialisation.
-  auto output = at::empty(output_size, input.options());
+  auto output = input.new_empty(output_size);
   const PoolingParams params{spatial_scale, static_cast<int>(pooled_height),
                              static_cast<int>(pooled_width), static_cast<int>(sampling_ratio),
                              aligned};
@@ -478,7 +477,7 @@ at::Tensor roi_align_backward(const at::Tensor& grad_output, const at::Tensor& r
   }
   if (selected.count == 0 || grad_output.numel() == 0 ||
       batch_size * channels * height * width == 0) {
-    return at::zeros(input_size, grad_output.options());
+    return grad_output.new_zeros(input_size);
   }
   const PoolingParams params{spatial_scale, static_cast<int>(pooled_height),
                              static_cast<int>(pooled_width), static_cast<int>(sampling_ratio),
@@ -494,10 +493,9 @@ at::Tensor roi_align_backward(const at::Tensor& grad_output, const at::Tensor& r
         using acc_t = at::opmath_type<scalar_t>;
         const int64_t samples = count_samples<scalar_t>(rois_c, params, selected);
         if (sample_channels_last(samples, batch_size, height, width)) {
-          auto grad_nhwc = at::zeros({batch_size, height, width, channels},
-                                     grad_output.options().dtype(opmath));
+          auto grad_nhwc = grad_output.new_zeros({batch_size, height, width, channels}, opmath);
           backward_channels_last<scalar_t>(grad_output_c, rois_c, selected, grad_nhwc, params);
-          grad_input = at::empty(input_size, grad_output.options());
+          grad_input = grad_output.new_empty(input_size);
           transpose_matrices(grad_nhwc.const_data_ptr<acc_t>(),
                              grad_input.mutable_data_ptr<scalar_t>(), batch_size,
                              height * width, channels);

@@ -93,12 +93,12 @@ std::tuple<at::Tensor, at::Tensor> roi_pool_forward(const at::Tensor& input,
   check_pooling_inputs("roi_pool", input, rois, pooled_height, pooled_width);
   const auto output_size = pooled_output_size(input, rois, pooled_height, pooled_width);
   if (nothing_to_pool(input, rois)) {
-    return {at::zeros(output_size, input.options()),
-            at::full(output_size, -1, input.options().dtype(at::kLong))};
+    return {input.new_zeros(output_size),
+            input.new_full(output_size, -1, at::kLong)};
   }
   // The kernel writes every element of both, so neither needs initialising.
-  auto output = at::empty(output_size, input.options());
-  auto argmax = at::empty(output_size, input.options().dtype(at::kLong));
+  auto output = input.new_empty(output_size);
+  auto argmax = input.new_empty(output_size, at::kLong);
   const auto input_c = input.contiguous();
   const auto rois_c = rois.contiguous();
   AT_DISPATCH_FLOATING_TYPES_AND2(

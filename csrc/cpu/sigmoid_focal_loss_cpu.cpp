@@ -1,7 +1,6 @@
 // Sigmoid focal loss on the CPU: an element-wise kernel over the N x num_classes logits that
 // returns the per-element loss (the caller reduces it).
 
-#include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -38,7 +37,7 @@ struct ExpTerms {
 ExpTerms exp_terms(const at::Tensor& logits) {
   const auto op_dtype = at::toOpMathType(logits.scalar_type());
   auto e = logits.to(op_dtype).abs().neg_().exp_();
-  auto log1p_e = at::log1p(e);
+  auto log1p_e = e.log1p();
   return {e, log1p_e};  // new tensors from a contiguous input: contiguous
 }
 
@@ -49,7 +48,7 @@ at::Tensor sigmoid_focal_loss_forward(const at::Tensor& logits, const at::Tensor
   check_focal_loss_inputs(logits, targets);
   const auto logits_c = logits.contiguous();
   const auto labels = targets.to(at::kLong).contiguous();
-  auto losses = at::empty_like(logits_c);
+  auto losses = logits_c.new_empty(logits_c.sizes());
   if (losses.numel() == 0) return losses;
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, logits.scalar_type(), "sigmoid_focal_loss_forward_cpu", [&] {
@@ -75,7 +74,7 @@ at::Tensor sigmoid_focal_loss_backward(const at::Tensor& logits, const at::Tenso
   const auto logits_c = logits.contiguous();
   const auto grad_c = grad_loss.to(logits.scalar_type()).contiguous();
   const auto labels = targets.to(at::kLong).contiguous();
-  auto grad_logits = at::empty_like(logits_c);
+  auto grad_logits = logits_c.new_empty(logits_c.sizes());
   if (grad_logits.numel() == 0) return grad_logits;
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, logits.scalar_type(), "sigmoid_focal_loss_backward_cpu", [&] {

@@ -75,12 +75,12 @@ at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_thr
   check_boxes_and_scores(boxes, scores);
   c10::cuda::CUDAGuard guard(boxes.device());
   const int64_t count = boxes.size(0);
-  if (count == 0) return at::empty({0}, boxes.options().dtype(at::kLong));
+  if (count == 0) return boxes.new_empty({0}, at::kLong);
 
   const auto order = std::get<1>(scores.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
   const auto sorted_boxes = boxes.index_select(0, order).contiguous();
   const int64_t tiles = at::ceil_div<int64_t>(count, kBitsPerMask);
-  auto mask = at::empty({count * tiles}, boxes.options().dtype(at::kLong));
+  auto mask = boxes.new_empty({count * tiles}, at::kLong);
 
   const dim3 grid(tiles, tiles);
   auto stream = at::cuda::getCurrentCUDAStream();
@@ -104,7 +104,8 @@ at::Tensor nms(const at::Tensor& boxes, const at::Tensor& scores, double iou_thr
     const uint64_t* row = mask_data + i * tiles;
     for (int64_t t = tile; t < tiles; ++t) suppressed[t] |= row[t];
   }
-  auto kept = at::empty({static_cast<int64_t>(kept_positions.size())}, at::kLong);
+  auto kept = boxes.new_empty({static_cast<int64_t>(kept_positions.size())},
+                              at::TensorOptions(at::kLong).device(at::kCPU));
   std::copy(kept_positions.begin(), kept_positions.end(), kept.mutable_data_ptr<int64_t>());
   return order.index_select(0, kept.to(boxes.device(), /*non_blocking=*/false));
 }

@@ -106,7 +106,7 @@ at::Tensor roi_align_forward(const at::Tensor& input, const at::Tensor& rois,
   check_pooling_inputs("roi_align", input, rois, pooled_height, pooled_width);
   c10::cuda::CUDAGuard guard(input.device());
   auto output =
-      at::zeros(pooled_output_size(input, rois, pooled_height, pooled_width), input.options());
+      input.new_zeros(pooled_output_size(input, rois, pooled_height, pooled_width));
   if (nothing_to_pool(input, rois)) return output;
   const auto input_c = input.contiguous();
   const auto rois_c = rois.contiguous();

@@ -76,8 +76,8 @@ std::tuple<at::Tensor, at::Tensor> roi_pool_forward(const at::Tensor& input,
   check_pooling_inputs("roi_pool", input, rois, pooled_height, pooled_width);
   c10::cuda::CUDAGuard guard(input.device());
   auto output =
-      at::zeros(pooled_output_size(input, rois, pooled_height, pooled_width), input.options());
-  auto argmax = at::full(output.sizes(), -1, input.options().dtype(at::kLong));
+      input.new_zeros(pooled_output_size(input, rois, pooled_height, pooled_width));
+  auto argmax = input.new_full(output.sizes(), -1, at::kLong);
   if (nothing_to_pool(input, rois)) return {output, argmax};
   const auto input_c = input.contiguous();
   const auto rois_c = rois.contiguous();

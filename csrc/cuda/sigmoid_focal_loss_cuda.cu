@@ -54,7 +54,7 @@ at::Tensor sigmoid_focal_loss_forward(const at::Tensor& logits, const at::Tensor
   c10::cuda::CUDAGuard guard(logits.device());
   const auto logits_c = logits.contiguous();
   const auto labels = targets.to(at::kLong).contiguous();
-  auto losses = at::empty_like(logits_c);
+  auto losses = logits_c.new_empty(logits_c.sizes());
   const int64_t total = losses.numel();
   if (total == 0) return losses;
   AT_DISPATCH_FLOATING_TYPES_AND2(
@@ -74,7 +74,7 @@ at::Tensor sigmoid_focal_loss_backward(const at::Tensor& logits, const at::Tenso
   const auto logits_c = logits.contiguous();
   const auto grad_c = grad_loss.to(logits.scalar_type()).contiguous();
   const auto labels = targets.to(at::kLong).contiguous();
-  auto grad_logits = at::empty_like(logits_c);
+  auto grad_logits = logits_c.new_empty(logits_c.sizes());
   const int64_t total = grad_logits.numel();
   if (total == 0) return grad_logits;
   AT_DISPATCH_FLOATING_TYPES_AND2(
