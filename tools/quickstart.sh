@@ -11,7 +11,7 @@
 #   SKIP_SETUP=1 tools/quickstart.sh          # environment already set up
 #   SEED=1 tools/quickstart.sh                # another seed (data order, initialisation)
 #   RESUME=1 tools/quickstart.sh              # continue the run already in $OUTPUT_DIR
-#   MRCNN_CPU_ONLY=0 tools/quickstart.sh      # also build the CUDA kernels when nvcc exists (~5 min more)
+#   MRCNN_CPU_ONLY=0 tools/quickstart.sh      # also build the CUDA kernels when nvcc exists (~1 min more)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +30,7 @@ CONFIDENCE=${CONFIDENCE:-0.5}  # lowest score drawn
 export MASKRCNN_DATA_DIR=${MASKRCNN_DATA_DIR:-datasets}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 PY=.venv/bin/python
-# CPU kernels only (the CUDA build costs ~5 minutes), unless asked otherwise or a CUDA build is
+# CPU kernels only (the CUDA kernels add ~1 minute to the build), unless asked otherwise or a CUDA build is
 # already there (rebuilding CPU-only would drop its kernels)
 if [ -z "${MRCNN_CPU_ONLY+set}" ]; then
   if [ -x "$PY" ] && "$PY" -c "import sys, maskrcnn_benchmark.layers as L; sys.exit(not L.compiled_with_cuda())" 2>/dev/null; then
