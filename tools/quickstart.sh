@@ -9,6 +9,7 @@
 #   ITERS=1000 OUTPUT_DIR=output/qs2 tools/quickstart.sh
 #   COMPARE=1 tools/quickstart.sh             # also train the Sampling-Free config; both on one figure
 #   SKIP_SETUP=1 tools/quickstart.sh          # environment already set up
+#   SKIP_SETUP=1 PY=python3 tools/quickstart.sh   # an environment of your own (its python)
 #   SEED=1 tools/quickstart.sh                # another seed (data order, initialisation)
 #   RESUME=1 tools/quickstart.sh              # continue the run already in $OUTPUT_DIR
 #   MRCNN_CPU_ONLY=0 tools/quickstart.sh      # also build the CUDA kernels when nvcc exists (~1 min more)
@@ -29,7 +30,7 @@ IMAGES=${IMAGES:-6}          # validation images in the detections picture
 CONFIDENCE=${CONFIDENCE:-0.5}  # lowest score drawn
 export MASKRCNN_DATA_DIR=${MASKRCNN_DATA_DIR:-datasets}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-PY=.venv/bin/python
+PY=${PY:-.venv/bin/python}
 # CPU kernels only (the CUDA kernels add ~1 minute to the build), unless asked otherwise or a CUDA build is
 # already there (rebuilding CPU-only would drop its kernels)
 if [ -z "${MRCNN_CPU_ONLY+set}" ]; then
@@ -54,6 +55,9 @@ print(args['root']); print(args['ann_file'])
 ")
 [ -f "$VAL_ANNOTATIONS" ] || { echo "quickstart: the shapes dataset was not generated" >&2; exit 1; }
 
+RESUME_FLAG=()
+[ "${RESUME:-0}" = "1" ] && RESUME_FLAG=(--resume)  # RESUME=0 (or unset) never continues a run
+
 train() {  # CONFIG OUTPUT_DIR
   echo "== training $1 for $ITERS iterations (log: $2/log.txt), then evaluating"
   # the learning-rate steps scale with the run length
@@ -61,7 +65,7 @@ train() {  # CONFIG OUTPUT_DIR
   # an OUTPUT_DIR with checkpoints is refused (not continued); RESUME=1 continues it on purpose
   $PY tools/train_net.py --config-file "$1" \
     SOLVER.MAX_ITER "$ITERS" SOLVER.STEPS "($step1, $step2)" SOLVER.WARMUP_ITERS 50 \
-    SOLVER.CHECKPOINT_PERIOD "$ITERS" SOLVER.LOG_PERIOD 25 SEED "$SEED" OUTPUT_DIR "$2" ${RESUME:+--resume} \
+    SOLVER.CHECKPOINT_PERIOD "$ITERS" SOLVER.LOG_PERIOD 25 SEED "$SEED" OUTPUT_DIR "$2" ${RESUME_FLAG[@]+"${RESUME_FLAG[@]}"} \
     2>&1 | { grep --line-buffered -E "iter: |Average Precision|Total training time|Error|error" || true; } || status=$?
   [ "$status" -eq 0 ] || { echo "training failed (exit $status): see the message above and $2/log.txt" >&2; exit 1; }
 }

@@ -12,7 +12,10 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install --quiet -r "${REQUIREMENTS:-requirements.txt}"
+# Some machines' pip configuration names index folders that lack most packages: pip then warns
+# once per package and folder, even with --quiet (44 lines here). Its errors still show.
+.venv/bin/python -m pip install --quiet -r "${REQUIREMENTS:-requirements.txt}" 2>&1 |
+  { grep -v "^WARNING: Location '.*' is ignored: it is neither a file nor a directory" || true; }
 
 CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
 if [ "${MRCNN_CPU_ONLY:-0}" != "1" ] && [ -x "$CUDA_HOME/bin/nvcc" ]; then

@@ -1,6 +1,6 @@
 """The quickstart's detector (configs/shapes/quickstart_*.yaml, run by tools/quickstart.sh).
 
-Its measured AP (README, the script's comments) needs the full 600-iteration run, minutes on two
+Its measured AP (README, the script's comments) needs the full 500-iteration run, minutes on two
 cores, so it is not asserted here; what is: both quickstart configs train through
 tools/train_net.py with finite losses, and the script's defaults are the config's schedule, so the
 numbers quoted for the config are those of the script's run.
