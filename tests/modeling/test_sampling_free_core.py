@@ -78,8 +78,8 @@ def test_ratio_mode_has_no_delta_and_gradient_g():
     assert not any(k.startswith("loss") for k in extras)
 
 
-def test_ratio_frozen_uses_the_warmup_average_afterwards():
-    scaler = GuidedLossScaler("atss", mode="ratio_frozen", ratio_warmup_iters=3)
+def test_ratio_warmup_mean_uses_the_warmup_average_afterwards():
+    scaler = GuidedLossScaler("atss", mode="ratio_warmup_mean", ratio_warmup_iters=3)
     ratios = []
     for loc in (1.0, 2.0, 3.0, 10.0, 20.0):
         _, extras = scaler(torch.tensor(1.0), torch.tensor(loc))
@@ -87,7 +87,7 @@ def test_ratio_frozen_uses_the_warmup_average_afterwards():
     assert ratios[:3] == pytest.approx([1.0, 2.0, 3.0])
     assert ratios[3:] == pytest.approx([2.0, 2.0])
     # the frozen state is part of the state dict, so a resumed run continues with it
-    restored = GuidedLossScaler("atss", mode="ratio_frozen", ratio_warmup_iters=3)
+    restored = GuidedLossScaler("atss", mode="ratio_warmup_mean", ratio_warmup_iters=3)
     restored.load_state_dict(scaler.state_dict())
     _, extras = restored(torch.tensor(1.0), torch.tensor(99.0))
     assert extras["sf_atss_g"].item() == pytest.approx(2.0)
