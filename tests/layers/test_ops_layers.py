@@ -27,24 +27,28 @@ def test_smooth_l1_hand_computed_and_against_torch():
 
 def test_frozen_batch_norm_matches_eval_batch_norm_and_loads_bn_state():
     g = torch.Generator().manual_seed(0)
-    bn = torch.nn.BatchNorm2d(4, eps=0.0)
+    # a positive eps on both sides: torch 2.11's batch_norm refuses eps=0 (the default is checked below)
+    bn = torch.nn.BatchNorm2d(4, eps=1e-3)
     with torch.no_grad():
         bn.weight.copy_(torch.randn(4, generator=g))
         bn.bias.copy_(torch.randn(4, generator=g))
         bn.running_mean.copy_(torch.randn(4, generator=g))
         bn.running_var.copy_(torch.rand(4, generator=g) + 0.5)
     bn.eval()
-    frozen = FrozenBatchNorm2d(4)
+    frozen = FrozenBatchNorm2d(4, eps=1e-3)
     frozen.load_state_dict(bn.state_dict())  # carries num_batches_tracked
     x = torch.randn(2, 4, 5, 5, generator=g)
     torch.testing.assert_close(frozen(x), bn(x))
     assert set(dict(frozen.named_buffers())) == {"weight", "bias", "running_mean", "running_var"}
     assert list(frozen.parameters()) == []
 
+    # maskrcnn-benchmark's default eps is 0 (its converted weights fold eps into running_var)
     without_counter = {k: v for k, v in bn.state_dict().items() if k != "num_batches_tracked"}
     fresh = FrozenBatchNorm2d(4)
     fresh.load_state_dict(without_counter)
-    torch.testing.assert_close(fresh(x), bn(x))
+    column = lambda t: t.view(1, -1, 1, 1)  # noqa: E731
+    by_hand = (x - column(bn.running_mean)) / column(bn.running_var).sqrt() * column(bn.weight) + column(bn.bias)
+    torch.testing.assert_close(fresh(x), by_hand)
 
 
 @pytest.mark.parametrize("layer,out_shape", [
