@@ -49,8 +49,6 @@ def claim_output_dir(cfg, resume):
 
 
 def train(cfg, local_rank, distributed, logger, plan):
-    import torch
-
     from maskrcnn_benchmark.data import make_data_loader
     from maskrcnn_benchmark.engine.hooks import schedule_lr
     from maskrcnn_benchmark.engine.resume import ResumeError
@@ -58,7 +56,7 @@ def train(cfg, local_rank, distributed, logger, plan):
     from maskrcnn_benchmark.modeling.detector import build_detection_model
     from maskrcnn_benchmark.solver import make_lr_scheduler, make_optimizer
     from maskrcnn_benchmark.utils.checkpoint import CheckpointError, DetectronCheckpointer
-    from maskrcnn_benchmark.utils.comm import get_rank
+    from maskrcnn_benchmark.utils.comm import data_parallel, get_rank
     from maskrcnn_benchmark.utils.device import resolve_device
     from maskrcnn_benchmark.utils.miscellaneous import save_config
 
@@ -68,13 +66,7 @@ def train(cfg, local_rank, distributed, logger, plan):
     optimizer = make_optimizer(cfg, model)
     scheduler = make_lr_scheduler(cfg, optimizer)
     if distributed:
-        model = torch.nn.parallel.DistributedDataParallel(
-            model,
-            device_ids=[local_rank] if device.type == "cuda" else None,
-            forward_sync_buffers=False,
-            # heads may leave parameters unused in a batch (e.g. no foreground for the mask head)
-            find_unused_parameters=True,
-        )
+        model = data_parallel(model, device, local_rank)
 
     checkpointer = DetectronCheckpointer(cfg, model, optimizer, scheduler, cfg.OUTPUT_DIR,
                                          save_to_disk=get_rank() == 0, logger=logger)

@@ -4,6 +4,7 @@ Without an initialised process group every function behaves as if this were the 
 world size 1, rank 0, no-op barriers, gathers that return ``[data]``.
 """
 import contextlib
+import inspect
 import os
 
 import torch
@@ -27,6 +28,22 @@ def get_local_rank():
     if not _distributed():
         return 0
     return int(os.environ.get("LOCAL_RANK", 0))
+
+
+def data_parallel(model, device, local_rank):
+    """``model`` wrapped in DistributedDataParallel for this process (``device``, its ``local_rank``).
+
+    BatchNorm statistics stay per process (not re-broadcast from rank 0 at every forward, as in
+    maskrcnn-benchmark), and parameters a head leaves unused in a batch (e.g. the mask head of a
+    batch without foreground) are allowed. torch 2.13 renamed ``broadcast_buffers`` to
+    ``forward_sync_buffers`` (the old name warns from then on, the new one is refused before):
+    whichever this torch knows is passed.
+    """
+    ddp = torch.nn.parallel.DistributedDataParallel
+    known = inspect.signature(ddp.__init__).parameters
+    buffers = "forward_sync_buffers" if "forward_sync_buffers" in known else "broadcast_buffers"
+    return ddp(model, device_ids=[local_rank] if device.type == "cuda" else None,
+               find_unused_parameters=True, **{buffers: False})
 
 
 def is_main_process():
