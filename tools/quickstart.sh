@@ -55,8 +55,8 @@ print(args['root']); print(args['ann_file'])
 ")
 [ -f "$VAL_ANNOTATIONS" ] || { echo "quickstart: the shapes dataset was not generated" >&2; exit 1; }
 
-RESUME_FLAG=()
-[ "${RESUME:-0}" = "1" ] && RESUME_FLAG=(--resume)  # RESUME=0 (or unset) never continues a run
+RESUME_FLAG=""
+[ "${RESUME:-0}" = "1" ] && RESUME_FLAG=--resume  # RESUME=0 (or unset) never continues a run
 
 train() {  # CONFIG OUTPUT_DIR
   echo "== training $1 for $ITERS iterations (log: $2/log.txt), then evaluating"
@@ -65,7 +65,7 @@ train() {  # CONFIG OUTPUT_DIR
   # an OUTPUT_DIR with checkpoints is refused (not continued); RESUME=1 continues it on purpose
   $PY tools/train_net.py --config-file "$1" \
     SOLVER.MAX_ITER "$ITERS" SOLVER.STEPS "($step1, $step2)" SOLVER.WARMUP_ITERS 50 \
-    SOLVER.CHECKPOINT_PERIOD "$ITERS" SOLVER.LOG_PERIOD 25 SEED "$SEED" OUTPUT_DIR "$2" ${RESUME_FLAG[@]+"${RESUME_FLAG[@]}"} \
+    SOLVER.CHECKPOINT_PERIOD "$ITERS" SOLVER.LOG_PERIOD 25 SEED "$SEED" OUTPUT_DIR "$2" $RESUME_FLAG \
     2>&1 | { grep --line-buffered -E "iter: |Average Precision|Total training time|Error|error" || true; } || status=$?
   [ "$status" -eq 0 ] || { echo "training failed (exit $status): see the message above and $2/log.txt" >&2; exit 1; }
 }
